@@ -1,0 +1,232 @@
+"""The training engine: one forward pass, one backward pass, one SGD step, one epoch.
+
+Everything here is a sequence of calls to the backend contract (kernels/README.md), so a student
+can read backpropagation top to bottom in :func:`forward`, :func:`backward` and :func:`update`.
+A backend may replace :func:`run_epoch` by a fused ``train_epoch`` with the same signature
+(a whole epoch in one compiled call); both must give the same weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+
+from fastnn.codes import SOFTMAX, SIGMOID
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """The static description of a network: layer sizes and the codes of its formulas."""
+
+    sizes: tuple[int, ...]  # input first, e.g. (784, 256, 128, 10)
+    acts: tuple[int, ...]  # one code per layer after the input; the last is the output's
+    loss: int
+    dtype: np.dtype
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Training settings that the kernels see."""
+
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    l1: float = 0.0
+    l2: float = 0.0
+    keep_input: float = 1.0  # 1 - input_dropout
+    keep_hidden: float = 1.0  # 1 - dropout
+    seed: int = 0  # dropout stream
+
+
+@dataclass
+class Params:
+    """Trainable parameters: W (n_in, n_out), b (n_out,), alpha (n_out,) for PReLU else (0,)."""
+
+    W: list
+    b: list
+    alpha: list
+
+    def arrays(self) -> list:
+        return [*self.W, *self.b, *self.alpha]
+
+
+@dataclass
+class EpochStats:
+    """What an epoch reports back: sums, so partial epochs and chunks combine by addition."""
+
+    loss_sum: float = 0.0  # sum over samples of the regularised per-sample loss
+    correct: int = 0
+    n_seen: int = 0
+    grad_norm_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per layer, summed over batches
+    n_batches: int = 0
+    diverged: bool = False  # a batch loss was NaN or inf; the epoch stopped before updating with it
+
+
+class Workspace:
+    """Preallocated buffers for batches of up to ``batch`` samples (views are taken for smaller)."""
+
+    def __init__(self, be: ModuleType, spec: NetSpec, batch: int, training: bool):
+        emp, dt = be.empty, spec.dtype
+        outs = spec.sizes[1:]
+        self.batch = batch
+        self.x = emp((batch, spec.sizes[0]), dt)  # input batch (dropout writes here, not into X)
+        self.y = emp((batch, spec.sizes[-1]), dt)
+        self.z = [emp((batch, n), dt) for n in outs]
+        self.a = [emp((batch, n), dt) for n in outs]
+        if training:
+            self.delta = [emp((batch, n), dt) for n in outs]
+            self.g = [emp((batch, n), dt) for n in outs]  # dJ/da, used where dropout sits
+            self.dW = [emp((m, n), dt) for m, n in zip(spec.sizes[:-1], outs)]
+            self.db = [emp((n,), dt) for n in outs]
+
+
+def _keep(hyper: Hyper | None, layer: int) -> float:
+    """Keep probability of the activations entering layer ``layer`` (0 = the input)."""
+    if hyper is None:
+        return 1.0
+    return hyper.keep_input if layer == 0 else hyper.keep_hidden
+
+
+def forward(be, spec: NetSpec, p: Params, ws: Workspace, x, hyper: Hyper | None = None, step: int = 0):
+    """z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l)  for every layer; dropout when ``hyper`` is given.
+
+    ``x`` is the backend array of the batch (B rows).  Returns the output activations (a view
+    into the workspace).
+    """
+    B = x.shape[0]
+    a_prev = x
+    if _keep(hyper, 0) < 1.0:
+        a_prev = ws.x[:B]
+        a_prev[...] = x
+        be.dropout(a_prev, hyper.keep_input, hyper.seed, step, 0)
+    last = spec.n_layers - 1
+    for l in range(spec.n_layers):
+        z, a = ws.z[l][:B], ws.a[l][:B]
+        be.linear_forward(a_prev, p.W[l], p.b[l], z)
+        be.activate(spec.acts[l], z, p.alpha[l], a)
+        if l < last and _keep(hyper, l + 1) < 1.0:
+            be.dropout(a, hyper.keep_hidden, hyper.seed, step, l + 1)
+        a_prev = a
+    return ws.a[last][:B]
+
+
+def backward(be, spec: NetSpec, p: Params, ws: Workspace, x, y, hyper: Hyper, step: int,
+             dalpha: list) -> None:
+    """delta_L = dJ/dz_L;  delta_l = f'(z_l) * (delta_{l+1} W_{l+1}^T) [* mask/keep];  dW, db.
+
+    Call right after :func:`forward` with the same ``hyper`` and ``step``: the dropout masks are
+    drawn again from the same counters instead of being stored.  Layer 1 needs no input delta.
+    """
+    B = x.shape[0]
+    L = spec.n_layers
+    be.output_delta(spec.loss, spec.acts[-1], ws.a[-1][:B], y, ws.delta[-1][:B])
+    for l in range(L - 1, -1, -1):
+        if l == 0:
+            a_prev = ws.x[:B] if _keep(hyper, 0) < 1.0 else x
+        else:
+            a_prev = ws.a[l - 1][:B]
+        be.param_grads(a_prev, ws.delta[l][:B], p.W[l], hyper.l1, hyper.l2, ws.dW[l], ws.db[l])
+        if l == 0:
+            break
+        delta_prev, z_prev = ws.delta[l - 1][:B], ws.z[l - 1][:B]
+        if _keep(hyper, l) < 1.0:
+            g = ws.g[l - 1][:B]
+            be.backprop_error(ws.delta[l][:B], p.W[l], g)
+            be.dropout(g, hyper.keep_hidden, hyper.seed, step, l)  # same mask as the forward pass
+            be.activation_backward(spec.acts[l - 1], z_prev, p.alpha[l - 1], g, delta_prev, dalpha[l - 1])
+        else:
+            be.propagate_delta(ws.delta[l][:B], p.W[l], z_prev, spec.acts[l - 1], p.alpha[l - 1],
+                               delta_prev, dalpha[l - 1])
+
+
+def update(be, p: Params, grads: tuple[list, list, list], velocity: Params, hyper: Hyper) -> None:
+    """W <- W - lr dW (with momentum: v <- mu v - lr dW; W <- W + v), for W, b and PReLU alpha."""
+    for params, g, v in zip((p.W, p.b, p.alpha), grads, (velocity.W, velocity.b, velocity.alpha)):
+        for w_l, g_l, v_l in zip(params, g, v):
+            if w_l.size:
+                be.sgd_update(w_l, g_l, v_l, hyper.lr, hyper.momentum, hyper.nesterov)
+
+
+def penalty(be, p: Params, hyper: Hyper) -> float:
+    """R = sum_l l2/2 ||W_l||^2 + l1 ||W_l||_1."""
+    if not (hyper.l1 or hyper.l2):
+        return 0.0
+    return sum(be.penalty(W, hyper.l1, hyper.l2) for W in p.W)
+
+
+def count_correct(spec: NetSpec, out: np.ndarray, labels: np.ndarray) -> int:
+    """Number of rows whose predicted class equals ``labels`` (host arrays)."""
+    return int(np.count_nonzero(predict_labels(spec, out) == labels))
+
+
+def predict_labels(spec: NetSpec, out: np.ndarray) -> np.ndarray:
+    """Class labels from output activations: argmax, or a > 1/2 for a single sigmoid unit."""
+    if spec.acts[-1] == SIGMOID and out.shape[1] == 1:
+        return (out[:, 0] > 0.5).astype(np.int64)
+    return np.argmax(out, axis=1)
+
+
+def is_classifier(spec: NetSpec) -> bool:
+    return spec.acts[-1] in (SOFTMAX, SIGMOID)
+
+
+def make_grad_buffers(be, spec: NetSpec, p: Params) -> list:
+    """dalpha buffers: (n_out,) for PReLU layers, (0,) elsewhere, like Params.alpha."""
+    return [be.empty(a.shape, spec.dtype) for a in p.alpha]
+
+
+def run_epoch(be, spec: NetSpec, p: Params, velocity: Params, ws: Workspace, X, Y, labels,
+              order: np.ndarray, batch_size: int, hyper: Hyper, step0: int) -> EpochStats:
+    """One epoch of mini-batch SGD, step by step through the kernels.
+
+    ``X``, ``Y`` are host arrays (n, n_in), (n, n_out) in the model dtype; ``labels`` the class of
+    each row (or None for regression); ``order`` the sample order of this epoch; batch ``k`` uses
+    dropout counter ``step0 + k``.
+    """
+    n = len(order)
+    stats = EpochStats(grad_norm_sum=np.zeros(spec.n_layers))
+    dalpha = make_grad_buffers(be, spec, p)
+    for k, start in enumerate(range(0, n, batch_size)):
+        idx = order[start:start + batch_size]
+        B = len(idx)
+        xb = be.to_device(np.take(X, idx, axis=0))
+        yb = be.to_device(np.take(Y, idx, axis=0))
+        step = step0 + k
+        out = forward(be, spec, p, ws, xb, hyper, step)
+        batch_loss = be.loss_value(spec.loss, spec.acts[-1], ws.z[-1][:B], out, yb) + penalty(be, p, hyper)
+        if not np.isfinite(batch_loss):
+            stats.diverged = True
+            break
+        backward(be, spec, p, ws, xb, yb, hyper, step, dalpha)
+        update(be, p, (ws.dW, ws.db, dalpha), velocity, hyper)
+        stats.loss_sum += batch_loss * B
+        stats.n_seen += B
+        stats.n_batches += 1
+        stats.grad_norm_sum += [float(np.linalg.norm(be.to_host(dW))) for dW in ws.dW]
+        if labels is not None:
+            stats.correct += count_correct(spec, be.to_host(out), labels[idx])
+    return stats
+
+
+def predict(be, spec: NetSpec, p: Params, X: np.ndarray, Y: np.ndarray | None = None,
+            chunk: int = 4096) -> tuple[np.ndarray, float]:
+    """Output activations of all rows of host array X (no dropout) and, given Y, the summed data loss."""
+    n = X.shape[0]
+    p = Params(*[[be.to_device(a) for a in group] for group in (p.W, p.b, p.alpha)])  # no-op on CPU
+    ws = Workspace(be, spec, min(n, chunk), training=False)
+    out = np.empty((n, spec.sizes[-1]), dtype=spec.dtype)
+    loss_sum = 0.0
+    for start in range(0, n, chunk):
+        xb = be.to_device(X[start:start + chunk])
+        B = xb.shape[0]
+        a = forward(be, spec, p, ws, xb)
+        out[start:start + B] = be.to_host(a)
+        if Y is not None:
+            yb = be.to_device(Y[start:start + chunk])
+            loss_sum += be.loss_value(spec.loss, spec.acts[-1], ws.z[-1][:B], a, yb) * B
+    return out, loss_sum

@@ -1,0 +1,59 @@
+"""Shared fixtures: every test that takes ``backend`` runs on every available backend.
+
+A failure reads like ``test_linear_forward[numba-float32-odd]``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import backends
+
+BACKENDS = backends.available()
+DTYPES = [np.float32, np.float64]
+# Relative tolerance of a backend against the float64 reference, by the backend's dtype.
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+ATOL = {np.float32: 1e-6, np.float64: 1e-12}
+
+MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+# The worked example of DESIGN.md (3-3-2 sigmoid network, MSE, one sample).
+WORKED = {
+    "x": [[0.02, 0.04, 0.01]],
+    "y": [[0.9, 0.5]],
+    "W1": [[0.25, 0.15, 0.30], [0.25, 0.20, 0.35], [0.10, 0.25, 0.15]],
+    "b1": [0.4, 0.4, 0.4],
+    "W2": [[0.40, 0.25], [0.35, 0.30], [0.01, 0.35]],
+    "b2": [0.7, 0.7],
+}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real MNIST from ../shared/data/mnist, read once per session."""
+    if not MNIST_DIR.is_dir():
+        pytest.skip(f"real MNIST not found at {MNIST_DIR}")
+    from fastnn.datasets import load_mnist
+
+    return load_mnist(MNIST_DIR)
+
+
+def worked_model(backend: str | None = None, dtype="float64") -> fastnn.MLP:
+    m = fastnn.MLP([3, 3, 2], activation="sigmoid", output="sigmoid", loss="mse",
+                   backend=backend, dtype=dtype, seed=0)
+    m.weights = [WORKED["W1"], WORKED["W2"]]
+    m.biases = [WORKED["b1"], WORKED["b2"]]
+    return m
