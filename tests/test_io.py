@@ -16,7 +16,7 @@ def _trained(**kw):
 @pytest.mark.parametrize("kw", [{}, {"activation": ["prelu", "tanh"], "dtype": "float64", "l1": 1e-4,
                                     "l2": 1e-3, "dropout": 0.2, "input_dropout": 0.1, "init": "he"}])
 def test_round_trip(tmp_path, kw, backend):
-    m, X = _trained(**kw)
+    m, X = _trained(backend=backend, **kw)
     path = m.save(tmp_path / "model")
     assert path.endswith("model.npz")
     m2 = fastnn.load(path, backend=backend)
@@ -28,6 +28,8 @@ def test_round_trip(tmp_path, kw, backend):
     assert m2._step == m._step  # dropout counter continues where it stopped
     if kw:
         assert m2.alphas[0].shape == (6,) and m2.alphas[1].shape == (0,)
+    other = fastnn.load(path, backend="numpy")  # a model moves between backends
+    np.testing.assert_allclose(other.forward(X), m.forward(X), rtol=1e-5)
 
 
 def test_load_refuses_pickles_and_foreign_files(tmp_path):
