@@ -4,8 +4,9 @@
     >>> model = fastnn.MLP([784, 128, 10], activation="relu", seed=0)
     >>> history = model.fit(X, y, epochs=5, batch_size=64, lr=0.05)   # doctest: +SKIP
 """
-from fastnn import backends, codes
+from fastnn import backends, codes, cpu
 from fastnn._version import __version__
+from fastnn.cpu import get_num_threads, set_num_threads
 from fastnn.gradcheck import gradient_check
 from fastnn.io import load
 from fastnn.model import MLP
@@ -19,7 +20,10 @@ __all__ = [
     "TrainingDivergedWarning",
     "backends",
     "codes",
+    "cpu",
+    "get_num_threads",
     "gradient_check",
+    "set_num_threads",
     "load",
     "__version__",
 ]

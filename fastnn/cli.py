@@ -110,7 +110,9 @@ def _info() -> int:
     print(f"backends available: {', '.join(backends.available())}  (default: {backends.default_name()})")
     for name, why in backends.unavailable_reasons().items():
         print(f"  {name}: {why}")
-    print(f"CPU cores: {os.cpu_count()}")
+    print(f"CPU cores: {os.cpu_count()}, fastnn threads: {fastnn.get_num_threads()} (fastnn.set_num_threads)")
+    settings = fastnn.cpu.blas_settings()
+    print("BLAS environment: " + (", ".join(f"{k}={v}" for k, v in settings.items()) or "(none set)"))
     try:
         from threadpoolctl import threadpool_info
 

@@ -32,7 +32,7 @@ def test_unavailable_backend_explains(monkeypatch):
 
 
 def test_every_backend_module_implements_the_contract():
-    contract = ["to_device", "to_host", "empty", "assign", "linear_forward", "activate",
+    contract = ["matmul", "to_device", "to_host", "empty", "assign", "linear_forward", "activate",
                 "activation_derivative", "loss_value", "output_delta", "backprop_error",
                 "activation_backward", "propagate_delta", "param_grads", "penalty", "sgd_update",
                 "dropout"]

@@ -345,3 +345,25 @@ def test_dropout_bit_for_bit(case, keep):
     expected = case.z.astype(case.dtype)  # the same arithmetic in the backend's dtype
     ref.dropout(expected, keep, 42, 3, 1)
     np.testing.assert_array_equal(case.be.to_host(x), expected)
+
+
+@pytest.mark.parametrize("method", ["blas", "blocked"])
+def test_matmul_methods(case, method):
+    """Every backend offers C = A B through BLAS and through a hand-written blocked kernel."""
+    C = case.out((case.B, case.n_out))
+    case.be.matmul(case.inp(case.a_prev), case.inp(case.W), C, method=method)
+    _close(case.be.to_host(C), case.a_prev @ case.W, case.dtype)
+
+
+def test_matmul_blocked_crosses_block_edges():
+    """Sizes just over the row and depth blocks, so every edge case of the tiling runs."""
+    for name in backends.available():
+        be = backends.get(name)
+        rng = np.random.default_rng(0)
+        m, k, n = 131, 517, 37
+        A, B = rng.normal(size=(m, k)), rng.normal(size=(k, n))
+        C = np.empty((m, n))
+        be.matmul(A, B, C, method="blocked")
+        np.testing.assert_allclose(C, A @ B, rtol=1e-12, atol=1e-12, err_msg=name)
+        with pytest.raises(ValueError, match="choose 'blas' or 'blocked'"):
+            be.matmul(A, B, C, method="strassen")

@@ -1,0 +1,618 @@
+"""The Numba CPU backend: the kernel contract as @njit code, plus a fused whole-epoch loop.
+
+Each public kernel is a thin wrapper that hands contiguous arrays to a private compiled kernel
+(the first line of whose docstring is its equation).  Matrix products go to BLAS through
+``np.dot`` inside njit; ``matmul_blocked`` is a hand-written cache-blocked kernel kept for
+teaching and for the benchmarks.  Elementwise work is serial: at these sizes a ``prange`` over
+it never paid off against BLAS owning the cores (see DESIGN.md, "Performance habits").
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange, typed
+
+from fastnn.codes import (
+    BINARY_CROSS_ENTROPY,
+    CROSS_ENTROPY,
+    ELU,
+    ELU_ALPHA,
+    IDENTITY,
+    LEAKY_RELU,
+    LEAKY_SLOPE,
+    MSE,
+    PRELU,
+    RELU,
+    SIGMOID,
+    SOFTMAX,
+    TANH,
+)
+from fastnn.engine import EpochStats
+from fastnn.kernels.numba_config import jit
+from fastnn.kernels.numpy_ref import GOLDEN, assign, dropout_key, empty, to_device, to_host  # noqa: F401
+
+NAME = "numba"
+
+_G = np.uint64(GOLDEN)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _c(x: np.ndarray) -> np.ndarray:
+    """Inputs may be strided views; np.dot in njit wants C or Fortran order, so copy only those."""
+    return x if (x.flags.c_contiguous or x.flags.f_contiguous) else np.ascontiguousarray(x)
+
+
+# --------------------------------------------------------------------------- scalar formulas
+# One definition of f and f' shared by every kernel below (and by the fused epoch).
+
+
+@jit(inline="always")
+def _sigmoid(z):
+    """s(z) = 1 / (1 + e^-z), through e^-|z| so it never overflows."""
+    e = math.exp(-abs(z))
+    return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+
+
+@jit(inline="always")
+def _f(act, z, alpha):
+    """a = f(z) for one element (alpha: this unit's PReLU slope)."""
+    if act == RELU:
+        return z if z > 0 else 0.0 * z
+    if act == SIGMOID:
+        return _sigmoid(z)
+    if act == TANH:
+        return math.tanh(z)
+    if act == LEAKY_RELU:
+        return z if z > 0 else LEAKY_SLOPE * z
+    if act == ELU:
+        return z if z > 0 else ELU_ALPHA * math.expm1(z)
+    if act == PRELU:
+        return z if z > 0 else alpha * z
+    return z  # IDENTITY
+
+
+@jit(inline="always")
+def _df(act, z, alpha):
+    """f'(z) for one element."""
+    if act == RELU:
+        return 1.0 if z > 0 else 0.0
+    if act == SIGMOID:
+        s = _sigmoid(z)
+        return s * (1.0 - s)
+    if act == TANH:
+        t = math.tanh(z)
+        return 1.0 - t * t
+    if act == LEAKY_RELU:
+        return 1.0 if z > 0 else LEAKY_SLOPE
+    if act == ELU:
+        return 1.0 if z > 0 else ELU_ALPHA * math.exp(z)
+    if act == PRELU:
+        return 1.0 if z > 0 else alpha
+    return 1.0  # IDENTITY
+
+
+# --------------------------------------------------------------------------- matrix products
+
+
+@jit
+def _gemm(A, B, C):
+    """C = A B   (BLAS through np.dot)."""
+    np.dot(A, B, out=C)
+
+
+MB, KB = 64, 256  # row block and depth block of the hand-written matmul (fits L1/L2 on x86)
+
+
+@jit(parallel=True)
+def matmul_blocked(A, B, C):
+    """C = A B   (hand-written: blocks of MB rows in parallel, depth in KB slices, rows as 1-D views)."""
+    m, k = A.shape
+    n = B.shape[1]
+    n_blocks = (m + MB - 1) // MB
+    for bi in prange(n_blocks):
+        i0 = bi * MB
+        i1 = min(i0 + MB, m)
+        for i in range(i0, i1):
+            C[i, :] = 0
+        for p0 in range(0, k, KB):
+            p1 = min(p0 + KB, k)
+            for i in range(i0, i1):
+                c = C[i]  # a 1-D view: LLVM vectorises the j loop instead of emitting gathers
+                a = A[i]
+                for p in range(p0, p1):
+                    aip = a[p]
+                    b = B[p]
+                    for j in range(n):
+                        c[j] += aip * b[j]
+
+
+def matmul(A, B, C, method: str = "blas") -> None:
+    """C = A B with BLAS (``method='blas'``) or the hand-written blocked kernel (``'blocked'``)."""
+    if method == "blas":
+        _gemm(_c(A), _c(B), C)
+    elif method == "blocked":
+        matmul_blocked(np.ascontiguousarray(A), np.ascontiguousarray(B), C)
+    else:
+        raise ValueError(f"matmul method {method!r} is not supported; choose 'blas' or 'blocked'")
+
+
+# --------------------------------------------------------------------------- forward pass
+
+
+@jit
+def _add_bias(z, b):
+    """z += b   (row-broadcast)."""
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            z[i, j] += b[j]
+
+
+# The activation code is tested once per call, outside the loops, and each loop calls the shared
+# scalar formula with a constant code: after inlining the branch folds away and LLVM vectorises
+# the loop.  (Dispatching on the code per element was 10x slower.)
+
+
+@jit(inline="always")
+def _map_f(act, z, alpha, a):
+    """a = f(z) elementwise, for a constant activation code."""
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            a[i, j] = _f(act, z[i, j], alpha[j] if act == PRELU else 0.0)
+
+
+@jit(inline="always")
+def _map_df(act, z, alpha, g, delta):
+    """delta = f'(z) * g elementwise, for a constant activation code (g may alias delta)."""
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            delta[i, j] = _df(act, z[i, j], alpha[j] if act == PRELU else 0.0) * g[i, j]
+
+
+@jit
+def _softmax(z, a):
+    """a_j = exp(z_j - max z) / sum_k exp(z_k - max z), per row."""
+    B, n = z.shape
+    for i in range(B):
+        m = z[i, 0]
+        for j in range(1, n):
+            m = max(m, z[i, j])
+        s = 0.0
+        for j in range(n):
+            e = math.exp(z[i, j] - m)
+            a[i, j] = e
+            s += e
+        inv = 1.0 / s
+        for j in range(n):
+            a[i, j] *= inv
+
+
+@jit
+def _activate(act, z, alpha, a):
+    """a = f(z)   (softmax per row, shifted by the row max)."""
+    if act == RELU:
+        _map_f(RELU, z, alpha, a)
+    elif act == SIGMOID:
+        _map_f(SIGMOID, z, alpha, a)
+    elif act == TANH:
+        _map_f(TANH, z, alpha, a)
+    elif act == LEAKY_RELU:
+        _map_f(LEAKY_RELU, z, alpha, a)
+    elif act == ELU:
+        _map_f(ELU, z, alpha, a)
+    elif act == PRELU:
+        _map_f(PRELU, z, alpha, a)
+    elif act == SOFTMAX:
+        _softmax(z, a)
+    else:
+        _map_f(IDENTITY, z, alpha, a)
+
+
+@jit
+def _times_derivative(act, z, alpha, g, delta):
+    """delta = f'(z) * g."""
+    if act == RELU:
+        _map_df(RELU, z, alpha, g, delta)
+    elif act == SIGMOID:
+        _map_df(SIGMOID, z, alpha, g, delta)
+    elif act == TANH:
+        _map_df(TANH, z, alpha, g, delta)
+    elif act == LEAKY_RELU:
+        _map_df(LEAKY_RELU, z, alpha, g, delta)
+    elif act == ELU:
+        _map_df(ELU, z, alpha, g, delta)
+    elif act == PRELU:
+        _map_df(PRELU, z, alpha, g, delta)
+    else:
+        _map_df(IDENTITY, z, alpha, g, delta)
+
+
+@jit
+def _activation_derivative(act, z, alpha, d):
+    """d = f'(z)."""
+    d[:] = 1
+    _times_derivative(act, z, alpha, d, d)
+
+
+def linear_forward(a_prev, W, b, z) -> None:
+    """z = a_prev W + b."""
+    _gemm(_c(a_prev), _c(W), z)
+    _add_bias(z, b)
+
+
+def activate(act: int, z, alpha, a) -> None:
+    """a = f(z)."""
+    _activate(act, z, alpha, a)
+
+
+def activation_derivative(act: int, z, alpha, d) -> None:
+    """d = f'(z)."""
+    if act == SOFTMAX:
+        raise ValueError(f"activation code {act} has no elementwise derivative")
+    _activation_derivative(act, z, alpha, d)
+
+
+# --------------------------------------------------------------------------- loss and output delta
+
+
+@jit
+def _loss_sum(loss, act, z, a, y):
+    """sum_b J_b   (in float64; logs from z so they never see log 0)."""
+    B, n = z.shape
+    total = 0.0
+    for i in range(B):
+        if loss == MSE:
+            for j in range(n):
+                d = float(a[i, j]) - float(y[i, j])
+                total += 0.5 * d * d
+        elif loss == CROSS_ENTROPY:
+            m = float(z[i, 0])
+            for j in range(1, n):
+                m = max(m, float(z[i, j]))
+            s = 0.0
+            for j in range(n):
+                s += math.exp(float(z[i, j]) - m)
+            log_s = math.log(s)
+            for j in range(n):
+                total -= float(y[i, j]) * (float(z[i, j]) - m - log_s)
+        else:  # BINARY_CROSS_ENTROPY: max(z,0) - z y + ln(1 + e^-|z|)
+            for j in range(n):
+                zz = float(z[i, j])
+                total += max(zz, 0.0) - zz * float(y[i, j]) + math.log1p(math.exp(-abs(zz)))
+    return total
+
+
+@jit
+def _output_delta(loss, act, a, y, delta):
+    """delta_L = dJ_b/dz_L   (a - y for softmax+CE and sigmoid+BCE; MSE through f')."""
+    B, n = a.shape
+    for i in range(B):
+        for j in range(n):
+            delta[i, j] = a[i, j] - y[i, j]
+        if loss == MSE:
+            if act == SIGMOID:
+                for j in range(n):
+                    delta[i, j] *= a[i, j] * (1 - a[i, j])
+            elif act == SOFTMAX:
+                s = 0.0
+                for j in range(n):
+                    s += delta[i, j] * a[i, j]
+                for j in range(n):
+                    delta[i, j] = a[i, j] * (delta[i, j] - s)
+
+
+def loss_value(loss: int, act: int, z, a, y) -> float:
+    """J = (1/B) sum_b J_b."""
+    if loss not in (MSE, CROSS_ENTROPY, BINARY_CROSS_ENTROPY):
+        raise ValueError(f"unknown loss code {loss}")
+    return _loss_sum(loss, act, z, a, y) / z.shape[0]
+
+
+def output_delta(loss: int, act: int, a, y, delta) -> None:
+    """delta_L = dJ_b/dz_L."""
+    _output_delta(loss, act, a, y, delta)
+
+
+# --------------------------------------------------------------------------- backward pass
+
+
+@jit
+def _activation_backward(act, z, alpha, g, delta, dalpha):
+    """delta = f'(z) * g;  PReLU: dalpha_j = (1/B) sum_b g_bj min(z_bj, 0)."""
+    B, n = z.shape
+    if act == PRELU:  # before delta is written: g and delta may be the same buffer
+        dalpha[:] = 0
+        for i in range(B):
+            for j in range(n):
+                if z[i, j] <= 0:
+                    dalpha[j] += g[i, j] * z[i, j]
+        for j in range(n):
+            dalpha[j] /= B
+    _times_derivative(act, z, alpha, g, delta)
+
+
+@jit
+def _backprop_error(delta_next, W_next, g):
+    """g = delta_next W_next^T."""
+    np.dot(delta_next, W_next.T, out=g)
+
+
+def backprop_error(delta_next, W_next, g) -> None:
+    """g = delta_next W_next^T."""
+    _backprop_error(_c(delta_next), _c(W_next), g)
+
+
+def activation_backward(act: int, z, alpha, g, delta, dalpha) -> None:
+    """delta = f'(z) * g (and PReLU's dalpha)."""
+    _activation_backward(act, z, alpha, g, delta, dalpha)
+
+
+@jit
+def _propagate_delta(delta_next, W_next, z, act, alpha, delta, dalpha):
+    """delta = f'(z) * (delta_next W_next^T)   (the product lands in delta, then f' scales it in place)."""
+    np.dot(delta_next, W_next.T, out=delta)
+    _activation_backward(act, z, alpha, delta, delta, dalpha)
+
+
+def propagate_delta(delta_next, W_next, z, act: int, alpha, delta, dalpha) -> None:
+    """delta = f'(z) * (delta_next W_next^T)."""
+    _propagate_delta(_c(delta_next), _c(W_next), z, act, alpha, delta, dalpha)
+
+
+@jit
+def _param_grads(a_prev, delta, W, l1, l2, dW, db):
+    """dW = a_prev^T delta / B + l2 W + l1 sign(W);  db = (1/B) sum_b delta_b."""
+    B = a_prev.shape[0]
+    np.dot(a_prev.T, delta, out=dW)
+    inv_b = 1.0 / B
+    for i in range(dW.shape[0]):
+        for j in range(dW.shape[1]):
+            w = W[i, j]
+            sign = 1.0 if w > 0 else (-1.0 if w < 0 else 0.0)
+            dW[i, j] = dW[i, j] * inv_b + l2 * w + l1 * sign
+    db[:] = 0
+    for i in range(B):
+        for j in range(delta.shape[1]):
+            db[j] += delta[i, j]
+    for j in range(db.shape[0]):
+        db[j] *= inv_b
+
+
+def param_grads(a_prev, delta, W, l1: float, l2: float, dW, db) -> None:
+    """dW = a_prev^T delta / B + l2 W + l1 sign(W);  db = (1/B) sum_b delta_b."""
+    _param_grads(_c(a_prev), _c(delta), W, float(l1), float(l2), dW, db)
+
+
+@jit
+def _penalty(W, l1, l2):
+    """R = l2/2 ||W||^2 + l1 ||W||_1."""
+    sq = 0.0
+    ab = 0.0
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            w = float(W[i, j])
+            sq += w * w
+            ab += abs(w)
+    return 0.5 * l2 * sq + l1 * ab
+
+
+def penalty(W, l1: float, l2: float) -> float:
+    """R = l2/2 ||W||^2 + l1 ||W||_1."""
+    return float(_penalty(W, float(l1), float(l2))) if (l1 or l2) else 0.0
+
+
+@jit
+def _sgd_update(W, dW, v, lr, mu, nesterov):
+    """v <- mu v - lr dW;  W <- W + v   (Nesterov: W <- W + mu v - lr dW; mu = 0: W <- W - lr dW)."""
+    w, g, vv = W.reshape(-1), dW.reshape(-1), v.reshape(-1)
+    if mu == 0:
+        for i in range(w.shape[0]):
+            w[i] -= lr * g[i]
+    elif nesterov:
+        for i in range(w.shape[0]):
+            vv[i] = mu * vv[i] - lr * g[i]
+            w[i] += mu * vv[i] - lr * g[i]
+    else:
+        for i in range(w.shape[0]):
+            vv[i] = mu * vv[i] - lr * g[i]
+            w[i] += vv[i]
+
+
+def sgd_update(W, dW, v, lr: float, momentum: float, nesterov: bool) -> None:
+    """v <- mu v - lr dW;  W <- W + v."""
+    _sgd_update(W, np.ascontiguousarray(dW), v, float(lr), float(momentum), bool(nesterov))
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+@jit(inline="always")
+def _mix64(x):
+    """SplitMix64 finaliser (uint64 arithmetic wraps mod 2^64)."""
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+@jit
+def _key(seed, step, layer):
+    """k = mix(mix(mix(seed + G) + (step+1) G) + (layer+1) G)."""
+    k = _mix64(np.uint64(seed) + _G)
+    k = _mix64(k + np.uint64(step + 1) * _G)
+    return _mix64(k + np.uint64(layer + 1) * _G)
+
+
+@jit
+def _dropout(x, keep, seed, step, layer):
+    """x <- x * m / keep,  m_i = [mix(k + (i+1) G) / 2^64 < keep]."""
+    key = _key(seed, step, layer)  # uint64 throughout: mixing in a signed int would give float64
+    B, n = x.shape
+    scale = x.dtype.type(1.0 / keep)
+    zero = x.dtype.type(0)
+    for i in range(B):
+        for j in range(n):
+            idx = np.uint64(i * n + j + 1)
+            u = float(_mix64(key + idx * _G) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+            x[i, j] = x[i, j] * scale if u < keep else zero
+
+
+def dropout(x, keep: float, seed: int, step: int, layer: int) -> None:
+    """x <- x * m / keep (inverted dropout, in place, the reference's counter-based mask)."""
+    _dropout(x, float(keep), np.uint64(seed), np.int64(step), np.int64(layer))
+
+
+# --------------------------------------------------------------------------- the fused epoch
+# One compiled call per epoch: gather, forward, loss, backward, update for every mini-batch, with
+# no Python in between.  The loop mirrors fastnn.engine.run_epoch line for line and calls the
+# same private kernels as the step-by-step path above, so the two cannot drift apart.
+
+
+@jit
+def _forward(acts, Ws, bs, alphas, zs, as_, x, keep_hidden, seed, step, training):
+    """z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l) [* m/keep]  for every layer; returns a_L."""
+    B = x.shape[0]
+    L = len(Ws)
+    a_prev = x
+    for l in range(L):
+        z = zs[l][:B]
+        a = as_[l][:B]
+        np.dot(a_prev, Ws[l], out=z)
+        _add_bias(z, bs[l])
+        _activate(acts[l], z, alphas[l], a)
+        if training and l < L - 1 and keep_hidden < 1.0:
+            _dropout(a, keep_hidden, seed, step, l + 1)
+        a_prev = a
+    return a_prev
+
+
+@jit
+def _column_sums(delta, out):
+    """out_j = sum_b delta_bj."""
+    out[:] = 0
+    for i in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            out[j] += delta[i, j]
+
+
+@jit
+def _step(W, G, v, inv_b, l1, l2, lr, mu, nesterov):
+    """g = G / B + l2 W + l1 sign(W);  SGD/momentum step with g;  returns ||g||^2.
+
+    param_grads, the gradient norm and sgd_update fused into one pass over memory: at batch 32
+    these elementwise passes cost as much as the matrix products.
+    """
+    w, gr, vv = W.reshape(-1), G.reshape(-1), v.reshape(-1)
+    sq = 0.0
+    regularised = l1 != 0.0 or l2 != 0.0
+    for i in range(w.shape[0]):
+        g = gr[i] * inv_b
+        if regularised:
+            wi = w[i]
+            g += l2 * wi + l1 * (1.0 if wi > 0 else (-1.0 if wi < 0 else 0.0))
+        sq += float(g) * float(g)
+        if mu == 0.0:
+            w[i] -= lr * g
+        else:
+            vv[i] = mu * vv[i] - lr * g
+            w[i] += (mu * vv[i] - lr * g) if nesterov else vv[i]
+    return sq
+
+
+@jit
+def _backward(acts, loss, Ws, alphas, zs, as_, deltas, gs, dWs, dbs, dalphas, x, y, keep_hidden, seed, step):
+    """delta_L = dJ/dz_L;  delta_l = f'(z_l) * (delta_{l+1} W_{l+1}^T) [* m/keep];  dW_l, db_l."""
+    B = x.shape[0]
+    L = len(Ws)
+    _output_delta(loss, acts[L - 1], as_[L - 1][:B], y, deltas[L - 1][:B])
+    for l in range(L - 1, -1, -1):
+        a_prev = x if l == 0 else as_[l - 1][:B]
+        np.dot(a_prev.T, deltas[l][:B], out=dWs[l])  # B dW without 1/B and penalty: see _step
+        _column_sums(deltas[l][:B], dbs[l])
+        if l > 0:  # the input layer needs no delta: nothing learns from dJ/dX
+            g = gs[l - 1][:B]
+            np.dot(deltas[l][:B], Ws[l].T, out=g)  # g = dJ/da
+            if keep_hidden < 1.0:
+                _dropout(g, keep_hidden, seed, step, l)  # the forward pass's mask, drawn again
+            # delta in its own buffer: writing over g would stop LLVM from vectorising (aliasing)
+            _activation_backward(acts[l - 1], zs[l - 1][:B], alphas[l - 1], g, deltas[l - 1][:B], dalphas[l - 1])
+
+
+@jit
+def _epoch(data, acts, loss, params, velocity, bufs, hyper, seed, step0, batch_size, grad_norm_sum):
+    """One epoch of mini-batch SGD; returns (loss_sum, correct, n_seen, n_batches, diverged)."""
+    X, Y, labels, order = data
+    Ws, bs, alphas = params
+    vWs, vbs, valphas = velocity
+    xbuf, ybuf, zs, as_, deltas, gs, dWs, dbs, dalphas = bufs
+    lr, mu, nesterov, l1, l2, keep_input, keep_hidden = hyper
+    L = len(Ws)
+    n = order.shape[0]
+    n_out = Y.shape[1]
+    single_sigmoid = acts[L - 1] == SIGMOID and n_out == 1
+    loss_sum, correct, n_seen, n_batches, diverged = 0.0, 0, 0, 0, False
+    for k in range((n + batch_size - 1) // batch_size):
+        start = k * batch_size
+        B = min(batch_size, n - start)
+        step = step0 + k
+        xb, yb = xbuf[:B], ybuf[:B]
+        for i in range(B):  # gather this batch's rows
+            xb[i, :] = X[order[start + i], :]
+            yb[i, :] = Y[order[start + i], :]
+        if keep_input < 1.0:
+            _dropout(xb, keep_input, seed, step, 0)
+        out = _forward(acts, Ws, bs, alphas, zs, as_, xb, keep_hidden, seed, step, True)
+        batch_loss = _loss_sum(loss, acts[L - 1], zs[L - 1][:B], out, yb) / B
+        if l1 != 0.0 or l2 != 0.0:
+            for l in range(L):
+                batch_loss += _penalty(Ws[l], l1, l2)
+        if not math.isfinite(batch_loss):
+            diverged = True
+            break
+        _backward(acts, loss, Ws, alphas, zs, as_, deltas, gs, dWs, dbs, dalphas, xb, yb, keep_hidden, seed, step)
+        inv_b = 1.0 / B
+        nest = nesterov != 0.0
+        for l in range(L):
+            grad_norm_sum[l] += math.sqrt(_step(Ws[l], dWs[l], vWs[l], inv_b, l1, l2, lr, mu, nest))
+            _step(bs[l], dbs[l], vbs[l], inv_b, 0.0, 0.0, lr, mu, nest)
+            if alphas[l].shape[0] > 0:
+                _sgd_update(alphas[l], dalphas[l], valphas[l], lr, mu, nest)
+        loss_sum += batch_loss * B
+        n_seen += B
+        n_batches += 1
+        if labels.shape[0] > 0:
+            for i in range(B):
+                if single_sigmoid:
+                    pred = 1 if out[i, 0] > 0.5 else 0
+                else:
+                    pred = 0
+                    for j in range(1, n_out):
+                        if out[i, j] > out[i, pred]:
+                            pred = j
+                if pred == labels[order[start + i]]:
+                    correct += 1
+    return loss_sum, correct, n_seen, n_batches, diverged
+
+
+def _tl(arrays) -> typed.List:
+    return typed.List(arrays)
+
+
+def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
+    """A whole epoch in one compiled call; same signature and results as fastnn.engine.run_epoch."""
+    dt = spec.dtype
+    no_labels = np.zeros(0, dtype=np.int64)
+    dalpha = [np.empty(a.shape, dtype=dt) for a in p.alpha]
+    data = (X, Y, no_labels if labels is None else np.ascontiguousarray(labels, dtype=np.int64),
+            np.ascontiguousarray(order, dtype=np.int64))
+    params = (_tl(p.W), _tl(p.b), _tl(p.alpha))
+    vel = (_tl(velocity.W), _tl(velocity.b), _tl(velocity.alpha))
+    bufs = (ws.x, ws.y, _tl(ws.z), _tl(ws.a), _tl(ws.delta), _tl(ws.g), _tl(ws.dW), _tl(ws.db), _tl(dalpha))
+    h = (float(hyper.lr), float(hyper.momentum), float(hyper.nesterov), float(hyper.l1), float(hyper.l2),
+         float(hyper.keep_input), float(hyper.keep_hidden))
+    gn = np.zeros(spec.n_layers)
+    loss_sum, correct, n_seen, n_batches, diverged = _epoch(
+        data, np.array(spec.acts, dtype=np.int64), spec.loss, params, vel, bufs, h,
+        np.uint64(hyper.seed), np.int64(step0), batch_size, gn)
+    return EpochStats(loss_sum=loss_sum, correct=int(correct), n_seen=int(n_seen), grad_norm_sum=gn,
+                      n_batches=int(n_batches), diverged=bool(diverged))
