@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import sys
@@ -50,8 +51,20 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--plot", metavar="PNG", default=None, help="save the loss/accuracy curves (needs matplotlib)")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output")
 
-    sub.add_parser("info", help="version, backends, threads and BLAS")
+    i = sub.add_parser("info", help="version, backends, threads and BLAS")
+    i.add_argument("--warmup", action="store_true",
+                   help="also time each backend's first training step (compilation, or loading the cache)")
+    i.set_defaults(handler=lambda args: _info(args.warmup))
+    t.set_defaults(handler=_train)
+    # Subcommands that live in other modules: each module has configure_parser(parser), which
+    # sets ``handler`` (a function of args returning an exit code).  Add yours to this tuple.
+    for module_name, command, help_text in _PLUGINS:
+        module = importlib.import_module(module_name)
+        module.configure_parser(sub.add_parser(command, help=help_text))
     return parser
+
+
+_PLUGINS: tuple[tuple[str, str, str], ...] = ()
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -93,7 +106,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info() -> int:
+def warmup_seconds(backend: str) -> float:
+    """Wall time of a backend's first tiny training run in this process (compile or cache load)."""
+    import numpy as np
+
+    import fastnn
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((16, 4), dtype=np.float32), rng.integers(0, 3, 16)
+    t0 = time.perf_counter()
+    model = fastnn.MLP([4, 5, 3], backend=backend, seed=0)
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    model.predict(X)
+    return time.perf_counter() - t0
+
+
+def _info(warmup: bool = False) -> int:
     import numpy as np
 
     import fastnn
@@ -123,6 +151,10 @@ def _info() -> int:
         print("BLAS: install threadpoolctl to see the thread pools")
     blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
     print(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
+    if warmup:
+        for name in backends.available():
+            print(f"first training step on {name}: {warmup_seconds(name):.2f} s "
+                  f"(compiling, or loading compiled code from the cache)")
     return 0
 
 
@@ -130,9 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastnn`` console script."""
     args = _build_parser().parse_args(argv)
     try:
-        if args.command == "train":
-            return _train(args)
-        return _info()
+        return args.handler(args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         # User errors (bad option values, missing files) read better without a traceback.
         print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)

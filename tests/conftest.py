@@ -31,6 +31,18 @@ WORKED = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_up_backends():
+    """Compile (or load from the cache) every backend's kernels once, before any test runs.
+
+    Keeps compile time out of the individual tests; ``pytest -s`` shows how long it took.
+    """
+    from fastnn.cli import warmup_seconds
+
+    for name in BACKENDS:
+        print(f"\nwarm-up {name}: {warmup_seconds(name):.1f} s", end="")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     return request.param

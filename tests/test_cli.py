@@ -79,10 +79,12 @@ def test_bad_layers_option_is_rejected(capsys):
 
 
 def test_info(capsys):
-    assert main(["info"]) == 0
+    assert main(["info", "--warmup"]) == 0
     out = capsys.readouterr().out
     assert f"fastnn {fastnn.__version__}" in out
     assert "backends available: numpy" in out and "CPU cores:" in out and "BLAS" in out
+    for name in fastnn.backends.available():
+        assert f"first training step on {name}:" in out
 
 
 def test_console_script_is_installed():
