@@ -64,7 +64,9 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_PLUGINS: tuple[tuple[str, str, str], ...] = ()
+_PLUGINS: tuple[tuple[str, str, str], ...] = (
+    ("fastnn.bench", "bench", "benchmark every kernel and a training epoch on every backend"),
+)
 
 
 def _train(args: argparse.Namespace) -> int:

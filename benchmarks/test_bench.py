@@ -1,0 +1,57 @@
+"""pytest-benchmark view of fastnn's benchmark suite (the cases are defined in fastnn/bench.py).
+
+    pytest benchmarks/ --benchmark-columns=median,iqr,rounds --benchmark-group-by=group
+    FASTNN_BENCH_LARGE=1 pytest benchmarks/     # also kernels at batch 1024
+    pytest benchmarks/ --benchmark-disable      # CI: every case once, parity checks only
+
+Groups are "kernel / size / dtype" with the backend as the parameter, so each group's table
+compares backends directly.  Before timing, every case's result is checked against the numpy
+case of its group: a fast wrong kernel fails.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from fastnn import bench
+from conftest import MNIST_DIR
+
+CASES = list(bench.cases(quick=False, large=os.environ.get("FASTNN_BENCH_LARGE") == "1",
+                         mnist_dir=MNIST_DIR if MNIST_DIR.is_dir() else None))
+BY_KEY = {(c.group, c.backend): c for c in CASES}
+RTOL = {"float32": 1e-4, "float64": 1e-10}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.group} [{c.backend}]" for c in CASES])
+def test_bench(benchmark, case):
+    case.run()  # warm-up: compilation stays out of the timings
+    got = case.result()
+    if case.group.startswith("epoch"):
+        assert got is not None and got[0] > 0.5  # a fast epoch must still learn (chance is 0.1)
+        rounds = 3
+    else:
+        ref = BY_KEY[(case.group, "numpy")]
+        ref.run()
+        want = ref.result()
+        err = np.max(np.abs(np.asarray(got, float) - want)) / max(np.max(np.abs(want)), 1e-30)
+        assert err <= RTOL[case.group.split()[-1]], f"{case.backend} differs from numpy by {err:.2e}"
+        rounds = None
+    benchmark.group = case.group
+    benchmark.extra_info["backend"] = case.backend
+
+    def timed():
+        case.run()
+        case.sync()
+
+    if rounds:
+        benchmark.pedantic(timed, rounds=rounds, iterations=1)
+    else:
+        benchmark(timed)
+
+
+def test_missing_peers_are_reported():
+    """Optional peers are rows when installed; otherwise the suite says how to add them."""
+    for name, how in bench.missing_peers().items():
+        assert "pip install" in how, name

@@ -1,0 +1,39 @@
+"""fastnn bench: runs the suite's cases, reports speed-up and error, saves JSON/Markdown/PNG, compares."""
+import json
+
+import pytest
+
+from fastnn import bench
+from fastnn.cli import main
+
+
+def test_bench_quick_kernels_only(tmp_path, capsys):
+    out = tmp_path / "run1"
+    code = main(["bench", "--quick", "--no-epochs", "--min-time", "0.01", "--backends", "numpy",
+                 "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "| matmul blas 128x784->256 float32 | numpy |" in text
+    data = json.loads((out / "bench.json").read_text())
+    groups = {r["group"] for r in data["records"]}
+    assert any(g.startswith("propagate_delta") for g in groups) and any(g.startswith("dropout") for g in groups)
+    assert all(r["speedup"] == 1.0 and r["max_rel_err"] == 0.0 for r in data["records"])
+    assert (out / "bench.md").read_text().startswith("Measured")
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_flags_regressions(tmp_path):
+    rec = bench.Record("matmul x", "numba", median_s=2.0, iqr_s=0.0, rounds=3, first_call_s=0.0)
+    base = tmp_path / "old.json"
+    base.write_text(json.dumps({"records": [{"group": "matmul x", "backend": "numba", "median_s": 1.0}]}))
+    flagged = bench.compare([rec], base, threshold=0.25)
+    assert len(flagged) == 1 and "2.00x slower" in flagged[0]
+    rec.median_s = 1.1
+    assert bench.compare([rec], base, threshold=0.25) == []
+    with pytest.raises(ValueError, match="cannot read the baseline"):
+        bench.compare([rec], tmp_path / "missing.json")
+
+
+def test_bench_rejects_unknown_backend(capsys):
+    assert main(["bench", "--backends", "fortran", "--no-epochs"]) == 2
+    assert "backend 'fortran' is unknown" in capsys.readouterr().err
