@@ -4,16 +4,26 @@
     >>> model = fastnn.MLP([784, 128, 10], activation="relu", seed=0)
     >>> history = model.fit(X, y, epochs=5, batch_size=64, lr=0.05)   # doctest: +SKIP
 """
-from fastnn import backends, codes, cpu
+from fastnn import augment, backends, codes, cpu, model_selection
 from fastnn._version import __version__
 from fastnn.cpu import get_num_threads, set_num_threads
 from fastnn.gradcheck import gradient_check
 from fastnn.io import load
 from fastnn.model import MLP
+from fastnn.perceptron import Perceptron
+from fastnn.tracing import Trace, trace
 from fastnn.training import Callback, EarlyStopping, History, TrainingDivergedWarning
+
+# Not imported here, because they need optional extras: fastnn.sklearn (scikit-learn),
+# fastnn.plots (matplotlib).  fastnn.demos holds the teaching demos (``fastnn demo ...``).
 
 __all__ = [
     "MLP",
+    "Perceptron",
+    "Trace",
+    "trace",
+    "augment",
+    "model_selection",
     "Callback",
     "EarlyStopping",
     "History",

@@ -66,6 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 _PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("fastnn.bench", "bench", "benchmark every kernel and a training epoch on every backend"),
+    ("fastnn.tracing", "trace", "print every number of one backprop step with its equation (worked example)"),
+    ("fastnn.demos", "demo", "teaching demos: vanishing gradients, perceptron vs MLP on XOR"),
 )
 
 
@@ -97,9 +99,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.save:
         print(f"model saved to {model.save(args.save)}")
     if args.plot:
-        from fastnn.plots import plot_history
+        from fastnn.plots import plot_grad_norms, plot_history
 
         print(f"curves saved to {plot_history(history, args.plot)}")
+        stem, ext = os.path.splitext(args.plot)
+        print(f"gradient norms per layer saved to {plot_grad_norms(history, stem + '_grad_norms' + (ext or '.png'))}")
     result = model.evaluate(Xt, yt)
     print(f"trained {history.epochs} epochs in {sum(history.epoch_time):.1f} s "
           f"(total {time.perf_counter() - t0:.1f} s with data loading)")

@@ -4,6 +4,12 @@ Everything here is a sequence of calls to the backend contract (kernels/README.m
 can read backpropagation top to bottom in :func:`forward`, :func:`backward` and :func:`update`.
 A backend may replace :func:`run_epoch` by a fused ``train_epoch`` with the same signature
 (a whole epoch in one compiled call); both must give the same weights.
+
+Residual (skip) connections: a hidden layer with ``spec.skip[l]`` computes
+``a_l = f(z_l) + a_{l-1}`` (dropout, when on, masks the f(z_l) branch only), and in the backward
+pass the skip hands dJ/da_l straight to the layer below: dJ/da_{l-1} = delta_l W_l^T + dJ/da_l.
+The fused ``train_epoch`` loops of the compiled backends do not know about skips, so residual
+networks always train through :func:`run_epoch` here, still on the same backend's kernels.
 """
 from __future__ import annotations
 
@@ -23,10 +29,28 @@ class NetSpec:
     acts: tuple[int, ...]  # one code per layer after the input; the last is the output's
     loss: int
     dtype: np.dtype
+    # One flag per layer after the input: True where a_l = f(z_l) + a_{l-1} (a residual hidden
+    # layer whose width equals the previous hidden layer's).  Empty means no skips anywhere.
+    skip: tuple[bool, ...] = ()
+
+    def __post_init__(self) -> None:
+        skip = tuple(bool(s) for s in self.skip) or (False,) * (len(self.sizes) - 1)
+        if len(skip) != len(self.sizes) - 1:
+            raise ValueError(f"skip needs one flag per layer after the input ({len(self.sizes) - 1}), got {len(skip)}")
+        for l, s in enumerate(skip):
+            if s and not (0 < l < len(skip) - 1 and self.sizes[l] == self.sizes[l + 1]):
+                raise ValueError(f"layer {l + 1} cannot have a skip connection: only hidden layers after "
+                                 f"the first whose width equals the previous hidden layer's can")
+        object.__setattr__(self, "skip", skip)
 
     @property
     def n_layers(self) -> int:
         return len(self.sizes) - 1
+
+    @property
+    def residual(self) -> bool:
+        """True when some layer has a skip connection (then only :func:`run_epoch` can train it)."""
+        return any(self.skip)
 
 
 @dataclass(frozen=True)
@@ -80,9 +104,24 @@ class Workspace:
         self.a = [emp((batch, n), dt) for n in outs]
         if training:
             self.delta = [emp((batch, n), dt) for n in outs]
-            self.g = [emp((batch, n), dt) for n in outs]  # dJ/da, used where dropout sits
+            self.g = [emp((batch, n), dt) for n in outs]  # dJ/da, used where dropout or a skip sits
             self.dW = [emp((m, n), dt) for m, n in zip(spec.sizes[:-1], outs)]
             self.db = [emp((n,), dt) for n in outs]
+            # Residual nets with dropout: dJ/da_l must survive for the skip while its masked copy
+            # feeds activation_backward, so those layers get a second buffer.
+            self.g_branch = [emp((batch, n), dt) if s else None for n, s in zip(outs, spec.skip)]
+
+
+def add_into(be, dst, src) -> None:
+    """dst <- dst + src   (a backend's ``add`` kernel when it has one; NumPy arrays otherwise).
+
+    Only skip connections need it; the CPU backends hold host NumPy arrays, so ``+=`` is exact.
+    """
+    add = getattr(be, "add", None)
+    if add is not None:
+        add(dst, src)
+    else:
+        np.add(dst, src, out=dst)
 
 
 def _keep(hyper: Hyper | None, layer: int) -> float:
@@ -94,6 +133,8 @@ def _keep(hyper: Hyper | None, layer: int) -> float:
 
 def forward(be, spec: NetSpec, p: Params, ws: Workspace, x, hyper: Hyper | None = None, step: int = 0):
     """z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l)  for every layer; dropout when ``hyper`` is given.
+
+    Residual layers (``spec.skip[l]``) add the skip: a_l = f_l(z_l) [* mask/keep] + a_{l-1}.
 
     ``x`` is the backend array of the batch (B rows).  Returns the output activations (a view
     into the workspace).
@@ -111,6 +152,8 @@ def forward(be, spec: NetSpec, p: Params, ws: Workspace, x, hyper: Hyper | None 
         be.activate(spec.acts[l], z, p.alpha[l], a)
         if l < last and _keep(hyper, l + 1) < 1.0:
             be.dropout(a, hyper.keep_hidden, hyper.seed, step, l + 1)
+        if spec.skip[l]:
+            add_into(be, a, a_prev)  # a_l = f(z_l) + a_{l-1}: the identity path of a residual block
         a_prev = a
     return ws.a[last][:B]
 
@@ -121,6 +164,9 @@ def backward(be, spec: NetSpec, p: Params, ws: Workspace, x, y, hyper: Hyper, st
 
     Call right after :func:`forward` with the same ``hyper`` and ``step``: the dropout masks are
     drawn again from the same counters instead of being stored.  Layer 1 needs no input delta.
+
+    Skip connections: where a_l = f(z_l) + a_{l-1}, the error reaching a_{l-1} has two paths,
+    g_{l-1} = dJ/da_{l-1} = delta_l W_l^T + g_l, so g is kept explicitly (``ws.g``) around them.
     """
     B = x.shape[0]
     L = spec.n_layers
@@ -134,11 +180,19 @@ def backward(be, spec: NetSpec, p: Params, ws: Workspace, x, y, hyper: Hyper, st
         if l == 0:
             break
         delta_prev, z_prev = ws.delta[l - 1][:B], ws.z[l - 1][:B]
-        if _keep(hyper, l) < 1.0:
+        dropped = _keep(hyper, l) < 1.0
+        if dropped or spec.skip[l] or spec.skip[l - 1]:
             g = ws.g[l - 1][:B]
-            be.backprop_error(ws.delta[l][:B], p.W[l], g)
-            be.dropout(g, hyper.keep_hidden, hyper.seed, step, l)  # same mask as the forward pass
-            be.activation_backward(spec.acts[l - 1], z_prev, p.alpha[l - 1], g, delta_prev, dalpha[l - 1])
+            be.backprop_error(ws.delta[l][:B], p.W[l], g)  # dJ/da_{l-1} through W_l
+            if spec.skip[l]:
+                add_into(be, g, ws.g[l][:B])  # ... plus dJ/da_l through the skip a_l = f(z_l) + a_{l-1}
+            branch = g
+            if dropped:
+                if spec.skip[l - 1]:  # keep g_{l-1} unmasked: the skip below needs it as it is
+                    branch = ws.g_branch[l - 1][:B]
+                    branch[...] = g
+                be.dropout(branch, hyper.keep_hidden, hyper.seed, step, l)  # same mask as the forward pass
+            be.activation_backward(spec.acts[l - 1], z_prev, p.alpha[l - 1], branch, delta_prev, dalpha[l - 1])
         else:
             be.propagate_delta(ws.delta[l][:B], p.W[l], z_prev, spec.acts[l - 1], p.alpha[l - 1],
                                delta_prev, dalpha[l - 1])

@@ -24,6 +24,8 @@ def save(model: MLP, path: str | os.PathLike) -> str:
     if not path.endswith(".npz"):
         path += ".npz"
     config = model.get_config() | {"step": model._step}
+    if not config.get("residual"):
+        del config["residual"]  # plain networks stay readable by fastnn versions without skips
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION),

@@ -50,7 +50,13 @@ class MLP:
     backend : kernel backend name (see ``fastnn.backends.available()``); None picks the
         ``FASTNN_BACKEND`` environment variable or the fastest available CPU backend.
     dtype : "float32" (fast, default) or "float64" (for gradient checks), used end to end.
-    seed : seeds initialisation, shuffling and dropout masks; None draws one at random.
+    seed : seeds initialisation, shuffling, dropout masks and data augmentation; None draws one
+        at random.
+    residual : add skip connections, a_l = f(z_l) + a_{l-1}, to every hidden layer after the
+        first whose width equals the previous hidden layer's (e.g. all but the first hidden layer
+        of ``[784, 64, 64, 64, 10]``); needs at least one such pair.  Residual networks train
+        through the step-by-step engine (``fastnn.engine.run_epoch``) on the chosen backend's
+        kernels, because the fused compiled epochs have no skip connections.
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class MLP:
         backend: str | None = None,
         dtype: str | np.dtype = "float32",
         seed: int | None = None,
+        residual: bool = False,
     ) -> None:
         self.layers = self._check_layers(layers)
         n_hidden = len(self.layers) - 2
@@ -111,10 +118,14 @@ class MLP:
         elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = int(seed)
+        if not isinstance(residual, (bool, np.bool_)):
+            raise TypeError(f"residual must be True or False, got {residual!r}")
+        self.residual = bool(residual)
+        skip = self._skip_flags(self.layers) if self.residual else ()
         self._be = backends.get(backend)
         self.backend = self._be.NAME
         self._spec = NetSpec(tuple(self.layers), tuple(hidden_codes) + (out_code,),
-                             codes.loss_code(loss), self.dtype)
+                             codes.loss_code(loss), self.dtype, skip)
         rng = np.random.default_rng(self.seed)
         dt = self.dtype
         W = [_init_weights(init, m, n, rng).astype(dt) for m, n in zip(self.layers[:-1], self.layers[1:])]
@@ -123,7 +134,20 @@ class MLP:
                  for n, c in zip(self.layers[1:], self._spec.acts)]
         self._params = Params(W, b, alpha)
         self._shuffle_rng = np.random.default_rng([self.seed, 1])  # continues across fit() calls
+        self._augment_rng = np.random.default_rng([self.seed, 2])  # data augmentation stream
         self._step = 0  # batches trained so far: the dropout counter
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable state (for joblib workers, copy.deepcopy): the backend travels by name."""
+        state = self.__dict__.copy()
+        state["_be"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._be = backends.get(self.backend)
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -139,13 +163,26 @@ class MLP:
                 raise ValueError(f"every layer size must be a positive integer, got {s!r} in {sizes}")
         return [int(s) for s in sizes]
 
+    @staticmethod
+    def _skip_flags(sizes: list[int]) -> tuple[bool, ...]:
+        """The rule of ``residual=True``: hidden layer l >= 2 gets a skip iff its width equals layer l-1's."""
+        n_hidden = len(sizes) - 2
+        flags = tuple(1 <= l < n_hidden and sizes[l] == sizes[l + 1] for l in range(len(sizes) - 1))
+        if not any(flags):
+            raise ValueError(
+                f"residual=True adds a skip a_l = f(z_l) + a_(l-1) to each hidden layer whose width equals "
+                f"the previous hidden layer's, but layers={sizes} has no two consecutive hidden layers "
+                f"of equal width; use e.g. layers=[{sizes[0]}, 64, 64, 64, {sizes[-1]}] or residual=False"
+            )
+        return flags
+
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this architecture (used by save/load)."""
         return {
             "layers": list(self.layers), "activation": list(self.activation), "output": self.output,
             "loss": self.loss_name, "init": self.init, "l1": self.l1, "l2": self.l2,
             "dropout": self.dropout, "input_dropout": self.input_dropout,
-            "dtype": self.dtype.name, "seed": self.seed,
+            "dtype": self.dtype.name, "seed": self.seed, "residual": self.residual,
         }
 
     def __repr__(self) -> str:
@@ -210,7 +247,7 @@ class MLP:
         names = self.activation + [self.output]
         for l, (m, n) in enumerate(zip(self.layers[:-1], self.layers[1:])):
             extra = self._params.alpha[l].size
-            act = names[l] + (f" (+{extra} slopes)" if extra else "")
+            act = names[l] + (f" (+{extra} slopes)" if extra else "") + (" + skip" if self._spec.skip[l] else "")
             rows.append((f"dense {l + 1}", f"{m} -> {n}", act, f"{m * n:,}", f"{n:,}", f"{m * n + n + extra:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         line = "-" * (sum(widths) + 2 * (len(widths) - 1))
@@ -303,21 +340,24 @@ class MLP:
     def fit(self, X: object, y: object, epochs: int = 10, batch_size: int = 32, lr: float = 0.01,
             momentum: float = 0.0, nesterov: bool = False, validation_split: float = 0.0,
             validation_data: tuple[object, object] | None = None, early_stopping: Any = None,
-            shuffle: bool = True, verbose: bool | int = True, callbacks: Sequence[Any] | None = None):
+            shuffle: bool = True, verbose: bool | int = True, callbacks: Sequence[Any] | None = None,
+            augment: Any = None):
         """Train by mini-batch SGD; returns a :class:`fastnn.training.History`.
 
         ``y``: integer labels or one-hot / real targets.  ``early_stopping``: patience (int) or an
         :class:`fastnn.training.EarlyStopping`; it restores the best weights.  ``callbacks``:
         :class:`fastnn.training.Callback` objects or callables ``f(epoch, logs)``; returning True
         stops training.  ``verbose``: 0 silent, 1 a progress bar on a terminal (else one line per
-        epoch), 2 one line per epoch.
+        epoch), 2 one line per epoch.  ``augment``: e.g. ``fastnn.augment.RandomShift(max_shift=2)``;
+        each epoch then trains on a freshly augmented copy of the training rows (seeded by the
+        model seed; validation data is left as it is).
         """
         from fastnn.training import fit
 
         return fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
                    nesterov=nesterov, validation_split=validation_split,
                    validation_data=validation_data, early_stopping=early_stopping, shuffle=shuffle,
-                   verbose=verbose, callbacks=callbacks)
+                   verbose=verbose, callbacks=callbacks, augment=augment)
 
     def save(self, path: str) -> str:
         """Write architecture and parameters to an .npz file (no pickle); returns the path written."""

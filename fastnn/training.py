@@ -137,10 +137,19 @@ def _split_validation(model: MLP, X, Y, labels, validation_split, validation_dat
     return X[tr], Y[tr], lab(tr), (X[va], Y[va], lab(va))
 
 
+def _augmented(augment: Callable[..., np.ndarray], X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """This epoch's augmented copy of the training rows, checked to be a drop-in for X."""
+    Xa = augment(X, rng)
+    if not isinstance(Xa, np.ndarray) or Xa.shape != X.shape:
+        raise ValueError(f"augment {augment!r} must return an array of the shape of X {X.shape}, "
+                         f"got {getattr(Xa, 'shape', type(Xa).__name__)}")
+    return np.ascontiguousarray(Xa, dtype=X.dtype)
+
+
 def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float = 0.01,
         momentum: float = 0.0, nesterov: bool = False, validation_split: float = 0.0,
         validation_data=None, early_stopping=None, shuffle: bool = True, verbose: bool | int = True,
-        callbacks: Sequence[Any] | None = None) -> History:
+        callbacks: Sequence[Any] | None = None, augment: Callable[..., np.ndarray] | None = None) -> History:
     """Mini-batch SGD over ``epochs``; see :meth:`fastnn.MLP.fit`."""
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -160,6 +169,13 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     X = model._X(X)
     Y, labels = model._Y(y, X.shape[0])
     X, Y, labels, val = _split_validation(model, X, Y, labels, validation_split, validation_data)
+    if augment is not None:
+        if not callable(augment):
+            raise TypeError(f"augment must be an augmentation such as fastnn.augment.RandomShift(max_shift=2) "
+                            f"(a callable f(X, rng) -> X), got {augment!r}")
+        check = getattr(augment, "check", None)
+        if check is not None:
+            check(X.shape[1])  # e.g. RandomShift: are the rows images?
     monitor = None
     if stopper is not None:
         monitor = stopper.monitor or ("val_loss" if val is not None else "loss")
@@ -179,7 +195,9 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
                                for group in (host.W, host.b, host.alpha)])
     n = X.shape[0]
     ws = engine.Workspace(be, spec, min(batch_size, n), training=True)
-    run_epoch = getattr(be, "train_epoch", None) or engine.run_epoch
+    # A backend's fused train_epoch runs the whole epoch in one compiled call, but it knows no
+    # skip connections: residual networks go step by step through the same backend's kernels.
+    run_epoch = engine.run_epoch if spec.residual else (getattr(be, "train_epoch", None) or engine.run_epoch)
     history = History()
     reporter = EpochReporter(epochs, verbose)
     for cb in cbs:
@@ -198,8 +216,10 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
             t0 = time.perf_counter()
             before = snapshot()
             order = model._shuffle_rng.permutation(n) if shuffle else np.arange(n)
+            X_epoch = X if augment is None else _augmented(augment, X, model._augment_rng)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported below
-                stats = run_epoch(be, spec, dev, velocity, ws, X, Y, labels, order, batch_size, hyper, model._step)
+                stats = run_epoch(be, spec, dev, velocity, ws, X_epoch, Y, labels, order, batch_size, hyper,
+                                  model._step)
             model._step += -(-n // batch_size)  # every epoch advances the dropout counter alike
             if stats.diverged:
                 restore(before)
