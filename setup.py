@@ -1,12 +1,153 @@
-"""Build glue that pyproject.toml cannot express: the kernels/ -> fastnn.kernels mapping.
+"""Build glue that pyproject.toml cannot express: the kernels/ -> fastnn.kernels mapping, and the
+Cython extensions of the "cython" backend (kernels/cython/*.pyx).
 
 Every backend's kernels live in one top-level folder, kernels/, so a reader finds them at once;
-they are installed as the subpackage fastnn.kernels.  (The Cython extensions of issue 4 are
-declared here too when they land.)
+they are installed as the subpackage fastnn.kernels.
+
+The extensions are optional.  Without Cython (a --no-build-isolation install into an environment
+that lacks it) or without a working C compiler, fastnn still installs, a warning says why, and the
+backend reports itself unavailable with the fix (``fastnn info``, ``fastnn.backends``).
+
+OpenMP (for the hand-written matmul's ``prange``) is used when the compiler can build and link a
+tiny OpenMP program: -fopenmp (GCC, Clang), -Xpreprocessor -fopenmp -lomp (Apple Clang with
+libomp) or /openmp (MSVC); otherwise the same sources compile without it, serial.  Set
+FASTNN_OPENMP=0 to build without OpenMP on purpose.
+
+Compiler flags live here and only here: -O3, and nothing of -ffast-math (NaN and inf must survive
+so that a diverging run is detected).  The code targets the compiler's portable default CPU;
+FASTNN_MARCH_NATIVE=1 adds -march=native for a build that only this machine will run.
 """
-from setuptools import setup
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+CYTHON_DIR = "kernels/cython"
+# module -> does it use OpenMP (cython.parallel.prange)?
+CYTHON_MODULES = {"_kernels": True, "_epoch": False}
+
+OPENMP_PROBE = r"""
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    return (n > 0 && omp_get_max_threads() > 0) ? 0 : 1;
+}
+"""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"fastnn: {message}", stacklevel=2)
+    print(f"WARNING fastnn: {message}")
+
+
+def _cython_extensions() -> list[Extension]:
+    """The backend's extensions, cythonized; [] (with a warning) if Cython is missing or fails."""
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _warn("Cython is not installed, so the 'cython' backend is not built; "
+              "install with build isolation (the default of pip install .) or pip install 'Cython>=3.0'")
+        return []
+    extensions = [
+        Extension(
+            f"fastnn.kernels.cython.{name}",
+            sources=[f"{CYTHON_DIR}/{name}.pyx"],
+            depends=[f"{CYTHON_DIR}/_core.pxd"],
+            optional=True,  # a compiler error warns instead of failing the whole install
+        )
+        for name in CYTHON_MODULES
+    ]
+    try:
+        compiled = cythonize(extensions, include_path=[CYTHON_DIR], quiet=True,
+                             compiler_directives={"language_level": 3})
+    except Exception as exc:  # noqa: BLE001 - any Cython failure leaves a working pure-Python install
+        _warn(f"cythonizing the 'cython' backend failed ({exc}); it will be unavailable")
+        return []
+    for ext in compiled:
+        ext.optional = True  # cythonize builds new Extension objects and drops the flag
+    return compiled
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value not in ("0", "false", "no", "off")
+
+
+def _openmp_flags(compiler) -> tuple[list[str], list[str]] | None:
+    """(compile flags, link flags) that build and link an OpenMP program with this compiler, or None."""
+    if not _env_flag("FASTNN_OPENMP", True):
+        return None
+    if compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"]), (["-Xpreprocessor", "-fopenmp"], ["-lomp"])]
+    tmp = tempfile.mkdtemp(prefix="fastnn-openmp-")
+    try:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w") as fh:
+            fh.write(OPENMP_PROBE)
+        for cflags, ldflags in candidates:
+            try:
+                objects = compiler.compile([source], output_dir=tmp, extra_postargs=cflags)
+                compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=ldflags)
+            except Exception:  # noqa: BLE001 - CompileError, LinkError, a missing compiler binary
+                continue
+            return cflags, ldflags
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    """build_ext that probes the compiler for OpenMP and adds it to the modules that use it."""
+
+    def build_extensions(self) -> None:
+        flags = _openmp_flags(self.compiler)
+        if flags is None:
+            print("fastnn: building the Cython backend without OpenMP "
+                  "(matmul_blocked runs on one thread)")
+        else:
+            print(f"fastnn: building the Cython backend with OpenMP ({' '.join(flags[0])})")
+        optimise = [] if self.compiler.compiler_type == "msvc" else ["-O3"]
+        if _env_flag("FASTNN_MARCH_NATIVE", False) and self.compiler.compiler_type != "msvc":
+            # Faster hand-written matmul and dropout hash, but the build then runs only on CPUs
+            # like this one: never for wheels that other machines install.
+            optimise.append("-march=native")
+            print("fastnn: FASTNN_MARCH_NATIVE=1: compiling for this CPU (-march=native)")
+        for ext in self.extensions:
+            ext.extra_compile_args = [*ext.extra_compile_args, *optimise]
+            uses_openmp = CYTHON_MODULES.get(ext.name.rsplit(".", 1)[-1], False)
+            if flags is not None and uses_openmp:
+                ext.extra_compile_args = [*ext.extra_compile_args, *flags[0]]
+                ext.extra_link_args = [*ext.extra_link_args, *flags[1]]
+        super().build_extensions()
+
+    def build_extension(self, ext: Extension) -> None:
+        # An optional extension that fails to build leaves fastnn installed without it; whatever
+        # the failure (no compiler, missing headers, a link error), say what it means and the fix.
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            if not ext.optional:
+                raise
+            _warn(f"could not build {ext.name} ({type(exc).__name__}: {exc}); the 'cython' backend "
+                  f"will be unavailable and the rest of fastnn works without it. To build it, install "
+                  f"a C compiler (gcc or clang; MSVC Build Tools on Windows), then pip install -e . again")
+
 
 setup(
-    packages=["fastnn", "fastnn.kernels"],
+    packages=["fastnn", "fastnn.kernels", "fastnn.kernels.cython"],
     package_dir={"fastnn": "fastnn", "fastnn.kernels": "kernels"},
+    ext_modules=_cython_extensions(),
+    exclude_package_data={"fastnn.kernels.cython": ["*.c"]},  # generated; the wheel needs only the .so
+    cmdclass={"build_ext": BuildExt},
 )

@@ -1,0 +1,496 @@
+# cython: language_level=3
+"""The formulas every Cython kernel shares, as nogil inline functions on raw C-contiguous buffers.
+
+Scalar f and f', the dropout hash, row-major GEMM through scipy's BLAS and the elementwise loops of
+backpropagation are written once, here.  Both modules cimport them: ``_kernels.pyx`` (the contract,
+kernel by kernel) and ``_epoch.pyx`` (a whole epoch in one nogil call), so the step-by-step path
+and the fused path run the same code and cannot drift apart.
+
+Notation as in kernels/README.md: row vectors, batch first; a (B, n) buffer is B*n values, row by row.
+Every loop is serial on purpose: BLAS owns the cores (DESIGN.md, "Performance habits").
+"""
+from libc.math cimport exp, expf, expl, expm1, expm1f, fabs, fabsf, log, log1p, log1pl, logl, tanh, tanhf
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+ctypedef fused real:
+    float
+    double
+
+# The codes of fastnn/codes.py, the one table.  C needs them at compile time, so they are repeated
+# here, and fastnn.kernels.cython_cpu refuses to load if the two ever disagree (see CODES there).
+cdef enum:
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    ELU = 5
+    PRELU = 6
+    SOFTMAX = 7
+    MSE = 0
+    CROSS_ENTROPY = 1
+    BINARY_CROSS_ENTROPY = 2
+
+cdef extern from *:
+    """
+    #define FNN_LEAKY_SLOPE 0.01
+    #define FNN_ELU_ALPHA 1.0
+    /* SplitMix64 (Steele, Lea & Flood 2014): the golden-ratio increment and the finaliser's multipliers */
+    #define FNN_GOLDEN ((uint64_t)0x9E3779B97F4A7C15ULL)
+    #define FNN_MIX1 ((uint64_t)0xBF58476D1CE4E5B9ULL)
+    #define FNN_MIX2 ((uint64_t)0x94D049BB133111EBULL)
+    #define FNN_TWO_M53 (1.0 / 9007199254740992.0)
+    """
+    const double LEAKY_SLOPE "FNN_LEAKY_SLOPE"
+    const double ELU_ALPHA "FNN_ELU_ALPHA"
+    const uint64_t GOLDEN "FNN_GOLDEN"
+    const uint64_t MIX1 "FNN_MIX1"
+    const uint64_t MIX2 "FNN_MIX2"
+    const double TWO_M53 "FNN_TWO_M53"
+
+
+# --------------------------------------------------------------------------- scalar formulas
+
+cdef inline real _exp(real x) noexcept nogil:
+    """e^x in the dtype."""
+    if real is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline real _abs(real x) noexcept nogil:
+    """|x| in the dtype."""
+    if real is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+
+cdef inline real sigmoid(real z) noexcept nogil:
+    """s(z) = 1 / (1 + e^-z), through e^-|z| so that it never overflows."""
+    cdef real e = _exp(-_abs(z))
+    if z >= 0:
+        return 1 / (1 + e)
+    return e / (1 + e)
+
+
+cdef inline real f(int act, real z, real alpha) noexcept nogil:
+    """a = f(z) for one element (alpha: this unit's PReLU slope; NaN stays NaN)."""
+    if act == RELU:
+        return z if z > 0 else (z if z != z else 0)
+    if act == SIGMOID:
+        return sigmoid(z)
+    if act == TANH:
+        if real is float:
+            return tanhf(z)
+        else:
+            return tanh(z)
+    if act == LEAKY_RELU:
+        return z if z > 0 else <real>LEAKY_SLOPE * z
+    if act == ELU:
+        if z > 0:
+            return z
+        if real is float:
+            return <real>ELU_ALPHA * expm1f(z)
+        else:
+            return ELU_ALPHA * expm1(z)
+    if act == PRELU:
+        return z if z > 0 else alpha * z
+    return z  # IDENTITY
+
+
+cdef inline real df(int act, real z, real alpha) noexcept nogil:
+    """f'(z) for one element."""
+    cdef real s
+    if act == RELU:
+        return 1 if z > 0 else 0
+    if act == SIGMOID:
+        s = sigmoid(z)
+        return s * (1 - s)
+    if act == TANH:
+        s = f(TANH, z, alpha)
+        return 1 - s * s
+    if act == LEAKY_RELU:
+        return 1 if z > 0 else <real>LEAKY_SLOPE
+    if act == ELU:
+        return 1 if z > 0 else <real>ELU_ALPHA * _exp(z)
+    if act == PRELU:
+        return 1 if z > 0 else alpha
+    return 1  # IDENTITY
+
+
+# --------------------------------------------------------------------------- matrix products
+
+cdef inline void gemm(char ta, char tb, int M, int N, int K, real alpha, const real *A, int lda,
+                      const real *B, int ldb, real beta, real *C, int ldc) noexcept nogil:
+    """C = alpha op(A) op(B) + beta C, row-major (M x N): column-major BLAS computes C^T = op(B)^T op(A)^T.
+
+    A row-major matrix is its own transpose read column-major, so swapping the operands (and M, N)
+    turns the row-major product into BLAS's column-major one, with the same transpose flags.
+    """
+    cdef Py_ssize_t i
+    if M <= 0 or N <= 0:
+        return
+    if K <= 0:  # an empty sum: BLAS would reject lda = 0
+        for i in range(<Py_ssize_t>M * N):
+            C[i] = 0 if beta == 0 else beta * C[i]
+        return
+    if real is float:
+        sgemm(&tb, &ta, &N, &M, &K, &alpha, <float *>B, &ldb, <float *>A, &lda, &beta, C, &ldc)
+    else:
+        dgemm(&tb, &ta, &N, &M, &K, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
+
+
+cdef inline void linear_forward(const real *a_prev, const real *W, const real *b, real *z,
+                                Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+    """z = a_prev W + b   (b copied into every row first, then one GEMM with beta = 1 adds the product)."""
+    cdef Py_ssize_t i
+    for i in range(B):
+        memcpy(&z[i * n_out], b, n_out * sizeof(real))
+    gemm(c'N', c'N', <int>B, <int>n_out, <int>n_in, 1, a_prev, <int>n_in, W, <int>n_out, 1, z, <int>n_out)
+
+
+# --------------------------------------------------------------------------- activations
+# The code is tested once per call, outside the loops; each loop calls f or df with a constant
+# code, so after inlining the compiler folds the branch away and the loop body is one formula.
+
+cdef inline void _map_f(int act, const real *z, const real *alpha, real *a, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """a = f(z) elementwise, for a constant activation code."""
+    cdef Py_ssize_t i, j
+    if act == PRELU:
+        for i in range(B):
+            for j in range(n):
+                a[i * n + j] = f(PRELU, z[i * n + j], alpha[j])
+    else:
+        for i in range(B * n):
+            a[i] = f(act, z[i], <real>0)
+
+
+cdef inline void softmax(const real *z, real *a, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """a_j = e^(z_j - max z) / sum_k e^(z_k - max z), per row."""
+    cdef Py_ssize_t i, j
+    cdef real m, s
+    for i in range(B):
+        m = z[i * n]
+        for j in range(1, n):
+            if z[i * n + j] > m:
+                m = z[i * n + j]
+        s = 0
+        for j in range(n):
+            a[i * n + j] = _exp(z[i * n + j] - m)
+            s += a[i * n + j]
+        for j in range(n):
+            a[i * n + j] = a[i * n + j] / s
+
+
+cdef inline void activate(int act, const real *z, const real *alpha, real *a, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """a = f(z)   (softmax per row, shifted by the row max)."""
+    if act == RELU:
+        _map_f(RELU, z, alpha, a, B, n)
+    elif act == SIGMOID:
+        _map_f(SIGMOID, z, alpha, a, B, n)
+    elif act == TANH:
+        _map_f(TANH, z, alpha, a, B, n)
+    elif act == LEAKY_RELU:
+        _map_f(LEAKY_RELU, z, alpha, a, B, n)
+    elif act == ELU:
+        _map_f(ELU, z, alpha, a, B, n)
+    elif act == PRELU:
+        _map_f(PRELU, z, alpha, a, B, n)
+    elif act == SOFTMAX:
+        softmax(z, a, B, n)
+    else:
+        _map_f(IDENTITY, z, alpha, a, B, n)
+
+
+cdef inline void _map_df(int act, const real *z, const real *alpha, const real *g, real *delta,
+                         Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """delta = f'(z) * g elementwise, for a constant activation code (g may be delta itself)."""
+    cdef Py_ssize_t i, j
+    if act == PRELU:
+        for i in range(B):
+            for j in range(n):
+                delta[i * n + j] = df(PRELU, z[i * n + j], alpha[j]) * g[i * n + j]
+    else:
+        for i in range(B * n):
+            delta[i] = df(act, z[i], <real>0) * g[i]
+
+
+cdef inline void times_derivative(int act, const real *z, const real *alpha, const real *g, real *delta,
+                                  Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """delta = f'(z) * g."""
+    if act == RELU:
+        _map_df(RELU, z, alpha, g, delta, B, n)
+    elif act == SIGMOID:
+        _map_df(SIGMOID, z, alpha, g, delta, B, n)
+    elif act == TANH:
+        _map_df(TANH, z, alpha, g, delta, B, n)
+    elif act == LEAKY_RELU:
+        _map_df(LEAKY_RELU, z, alpha, g, delta, B, n)
+    elif act == ELU:
+        _map_df(ELU, z, alpha, g, delta, B, n)
+    elif act == PRELU:
+        _map_df(PRELU, z, alpha, g, delta, B, n)
+    else:
+        _map_df(IDENTITY, z, alpha, g, delta, B, n)
+
+
+cdef inline void activation_backward(int act, const real *z, const real *alpha, const real *g, real *delta,
+                                     real *dalpha, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """delta = f'(z) * g;  PReLU: dalpha_j = (1/B) sum_b g_bj min(z_bj, 0)   (g may be delta itself)."""
+    cdef Py_ssize_t i, j
+    if act == PRELU:  # before delta is written, in case g and delta are one buffer
+        for j in range(n):
+            dalpha[j] = 0
+        for i in range(B):
+            for j in range(n):
+                if z[i * n + j] < 0:
+                    dalpha[j] += g[i * n + j] * z[i * n + j]
+        for j in range(n):
+            dalpha[j] = dalpha[j] / B
+    times_derivative(act, z, alpha, g, delta, B, n)
+
+
+# --------------------------------------------------------------------------- loss and output delta
+
+ctypedef fused acc:
+    # accumulator of a loss: double in the fused epoch (fast), long double (x87 extended on x86)
+    # in loss_value, so gradient checks' finite differences of J are not dominated by rounding
+    double
+    long double
+
+
+cdef inline acc _exp_acc(acc x) noexcept nogil:
+    if acc is double:
+        return exp(x)
+    else:
+        return expl(x)
+
+
+cdef inline acc _log_acc(acc x) noexcept nogil:
+    if acc is double:
+        return log(x)
+    else:
+        return logl(x)
+
+
+cdef inline acc _log1p_acc(acc x) noexcept nogil:
+    if acc is double:
+        return log1p(x)
+    else:
+        return log1pl(x)
+
+
+cdef inline acc add_loss(int loss, const real *z, const real *a, const real *y, Py_ssize_t B, Py_ssize_t n,
+                         acc total) noexcept nogil:
+    """total + sum_b J_b   (MSE: 1/2 sum (a-y)^2; CE: -sum y ln softmax(z); BCE from z: never log 0)."""
+    cdef Py_ssize_t i, j
+    cdef acc d, m, s, log_s, zz
+    for i in range(B):
+        if loss == MSE:
+            for j in range(n):
+                d = <acc>a[i * n + j] - <acc>y[i * n + j]
+                total += 0.5 * d * d
+        elif loss == CROSS_ENTROPY:  # ln softmax(z)_j = z_j - max z - ln sum_k e^(z_k - max z)
+            m = z[i * n]
+            for j in range(1, n):
+                if z[i * n + j] > m:
+                    m = z[i * n + j]
+            s = 0
+            for j in range(n):
+                s += _exp_acc(<acc>z[i * n + j] - m)
+            log_s = _log_acc(s)
+            for j in range(n):
+                total -= <acc>y[i * n + j] * (<acc>z[i * n + j] - m - log_s)
+        else:  # BINARY_CROSS_ENTROPY: max(z, 0) - z y + ln(1 + e^-|z|)
+            for j in range(n):
+                zz = z[i * n + j]
+                total += (zz if zz > 0 else 0) - zz * <acc>y[i * n + j] + _log1p_acc(_exp_acc(-zz if zz > 0 else zz))
+    return total
+
+
+cdef inline void output_delta(int loss, int act, const real *a, const real *y, real *delta, Py_ssize_t B,
+                              Py_ssize_t n) noexcept nogil:
+    """delta_L = dJ_b/dz_L: a - y for softmax+CE and sigmoid+BCE; MSE: (a - y) f'(z) (softmax: its Jacobian)."""
+    cdef Py_ssize_t i, j
+    cdef real s
+    for i in range(B * n):
+        delta[i] = a[i] - y[i]
+    if loss != MSE:
+        return
+    if act == SIGMOID:
+        for i in range(B * n):
+            delta[i] = delta[i] * (a[i] * (1 - a[i]))
+    elif act == SOFTMAX:  # dJ/dz_k = a_k (g_k - sum_j g_j a_j), g = dJ/da
+        for i in range(B):
+            s = 0
+            for j in range(n):
+                s += delta[i * n + j] * a[i * n + j]
+            for j in range(n):
+                delta[i * n + j] = (delta[i * n + j] - s) * a[i * n + j]
+
+
+# --------------------------------------------------------------------------- gradients and updates
+
+cdef inline void column_mean(const real *delta, real *db, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
+    """db = (1/B) sum_b delta_b."""
+    cdef Py_ssize_t i, j
+    for j in range(n):
+        db[j] = 0
+    for i in range(B):
+        for j in range(n):
+            db[j] += delta[i * n + j]
+    for j in range(n):
+        db[j] = db[j] / B
+
+
+cdef inline real sign(real w) noexcept nogil:
+    """sign(w), with sign(0) = 0: the subgradient of |w| that leaves exact zeros alone."""
+    return 1 if w > 0 else (-1 if w < 0 else 0)
+
+
+cdef inline double penalty(const real *W, Py_ssize_t size, double l1, double l2) noexcept nogil:
+    """R = l2/2 ||W||^2 + l1 ||W||_1   (accumulated in float64)."""
+    cdef Py_ssize_t i
+    cdef double sq = 0, ab = 0, w
+    for i in range(size):
+        w = W[i]
+        sq += w * w
+        ab += fabs(w)
+    return 0.5 * l2 * sq + l1 * ab
+
+
+cdef inline void regularise(real *dW, const real *W, Py_ssize_t size, real l1, real l2) noexcept nogil:
+    """dW += l2 W + l1 sign(W)."""
+    cdef Py_ssize_t i
+    if l2 != 0:
+        for i in range(size):
+            dW[i] += l2 * W[i]
+    if l1 != 0:
+        for i in range(size):
+            dW[i] += l1 * sign(W[i])
+
+
+cdef inline void sgd_update(real *W, const real *dW, real *v, Py_ssize_t size, real lr, real mu,
+                            bint nesterov) noexcept nogil:
+    """v <- mu v - lr dW;  W <- W + v   (Nesterov: W <- W + mu v - lr dW; mu = 0: W <- W - lr dW)."""
+    cdef Py_ssize_t i
+    if mu == 0:
+        for i in range(size):
+            W[i] -= lr * dW[i]
+    elif nesterov:
+        for i in range(size):
+            v[i] = mu * v[i] - lr * dW[i]
+            W[i] += mu * v[i] - lr * dW[i]
+    else:
+        for i in range(size):
+            v[i] = mu * v[i] - lr * dW[i]
+            W[i] += v[i]
+
+
+# --------------------------------------------------------------------------- dropout
+
+cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
+    """SplitMix64's finaliser (unsigned 64-bit arithmetic wraps mod 2^64)."""
+    x = (x ^ (x >> 30)) * MIX1
+    x = (x ^ (x >> 27)) * MIX2
+    return x ^ (x >> 31)
+
+
+cdef inline uint64_t dropout_key(uint64_t seed, int64_t step, int64_t layer) noexcept nogil:
+    """k = mix(mix(mix(seed + G) + (step+1) G) + (layer+1) G)."""
+    cdef uint64_t k = mix64(seed + GOLDEN)
+    k = mix64(k + <uint64_t>(step + 1) * GOLDEN)
+    return mix64(k + <uint64_t>(layer + 1) * GOLDEN)
+
+
+cdef inline void dropout(real *x, Py_ssize_t size, double keep, uint64_t seed, int64_t step,
+                         int64_t layer) noexcept nogil:
+    """x_i <- x_i m_i / keep,  m_i = [(mix(k + (i+1) G) >> 11) 2^-53 < keep]   (x * 0 keeps NaN and -0, as NumPy)."""
+    cdef uint64_t key = dropout_key(seed, step, layer)
+    cdef real scale = <real>(1.0 / keep)
+    cdef Py_ssize_t i
+    cdef double u
+    for i in range(size):
+        u = <double>(mix64(key + <uint64_t>(i + 1) * GOLDEN) >> 11) * TWO_M53
+        x[i] = x[i] * (scale if u < keep else <real>0)
+
+
+# --------------------------------------------------------------------------- the fused epoch's update
+
+cdef enum:
+    LANES = 8  # independent partial sums: a single running sum is a chain of dependent adds
+
+
+cdef inline void _descend_one(int mode, bint regularised, real *W, const real *dW, real *v, Py_ssize_t i,
+                              real l1, real l2, real lr, real mu, double *sq, double *w_sq,
+                              double *w_abs) noexcept nogil:
+    """One element of descend; mode 0: SGD, 1: momentum, 2: Nesterov (constants after inlining)."""
+    cdef real g = dW[i], w
+    if regularised:
+        w = W[i]
+        g = g + l2 * w + l1 * sign(w)
+    sq[0] += <double>g * g
+    if mode == 0:
+        W[i] -= lr * g
+    elif mode == 1:
+        v[i] = mu * v[i] - lr * g
+        W[i] += v[i]
+    else:
+        v[i] = mu * v[i] - lr * g
+        W[i] += mu * v[i] - lr * g
+    if regularised:
+        w_sq[0] += <double>W[i] * W[i]
+        w_abs[0] += fabs(W[i])
+
+
+cdef inline double _descend_loop(int mode, bint regularised, real *W, const real *dW, real *v, Py_ssize_t size,
+                                 real l1, real l2, real lr, real mu, double *penalty_after) noexcept nogil:
+    """descend for one constant (mode, regularised): LANES elements per step into LANES partial sums."""
+    cdef double sq[LANES]
+    cdef double w_sq[LANES]
+    cdef double w_abs[LANES]
+    cdef Py_ssize_t blk, u, i
+    cdef double total_sq = 0, total_w_sq = 0, total_w_abs = 0
+    for u in range(LANES):
+        sq[u] = 0
+        w_sq[u] = 0
+        w_abs[u] = 0
+    for blk in range(size // LANES):
+        for u in range(LANES):
+            _descend_one(mode, regularised, W, dW, v, blk * LANES + u, l1, l2, lr, mu,
+                         &sq[u], &w_sq[u], &w_abs[u])
+    for i in range(size - size % LANES, size):
+        _descend_one(mode, regularised, W, dW, v, i, l1, l2, lr, mu, &sq[0], &w_sq[0], &w_abs[0])
+    for u in range(LANES):
+        total_sq += sq[u]
+        total_w_sq += w_sq[u]
+        total_w_abs += w_abs[u]
+    penalty_after[0] = 0.5 * l2 * total_w_sq + l1 * total_w_abs
+    return total_sq
+
+
+cdef inline double descend(real *W, const real *dW, real *v, Py_ssize_t size, real l1, real l2, real lr,
+                           real mu, bint nesterov, double *penalty_after) noexcept nogil:
+    """g = dW + l2 W + l1 sign(W);  the sgd_update step with g;  returns ||g||^2.
+
+    param_grads' regularisation, the gradient norm, sgd_update and the next batch's penalty
+    (l2/2 ||W||^2 + l1 ||W||_1 of the updated W, into penalty_after) in one pass over memory: at
+    small batches these elementwise passes cost as much as the matrix products.  Each case is its
+    own straight-line loop, so the compiler vectorises it.
+    """
+    cdef int mode = 0 if mu == 0 else (2 if nesterov else 1)
+    if l1 != 0 or l2 != 0:
+        if mode == 0:
+            return _descend_loop(0, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+        if mode == 1:
+            return _descend_loop(1, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+        return _descend_loop(2, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+    if mode == 0:
+        return _descend_loop(0, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+    if mode == 1:
+        return _descend_loop(1, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+    return _descend_loop(2, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)

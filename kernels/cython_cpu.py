@@ -1,0 +1,187 @@
+"""The Cython backend: the kernel contract compiled from kernels/cython/*.pyx, plus a fused epoch.
+
+A thin re-export.  The compiled kernels (``_kernels.pyx``) take C-contiguous float32/float64
+arrays and check shapes; the wrappers here only copy strided inputs to C order, as the contract
+allows any view as input.  Matrix products go to scipy's BLAS (sgemm/dgemm through
+``scipy.linalg.cython_blas``); ``matmul(..., method="blocked")`` is a hand-written cache-blocked
+kernel on OpenMP threads, for teaching and comparison.  ``train_epoch`` runs a whole epoch in one
+nogil call (``_epoch.pyx``).
+
+If the extensions were not built (no C compiler or no Cython at install time) importing this module
+raises ImportError saying so and how to fix it, and fastnn lists the backend as unavailable.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastnn import codes
+from fastnn.engine import EpochStats
+from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401
+
+NAME = "cython"
+_ABI_VERSION = 1  # must equal _kernels.ABI_VERSION: a different value means a stale build
+
+_FIX = ("rebuild it from fastnn's source folder with a C compiler present: pip install -e . "
+        "(pip install -v shows the build log; its 'fastnn:' lines say what went wrong)")
+
+try:
+    from fastnn.kernels.cython import _epoch, _kernels
+except ImportError as exc:
+    raise ImportError(f"the Cython backend's compiled extension is not built or does not load ({exc}); {_FIX}") from exc
+
+
+def check_available() -> None:
+    """Raise ImportError with the reason and the fix if the compiled extension is stale or mismatched."""
+    if getattr(_kernels, "ABI_VERSION", None) != _ABI_VERSION:
+        raise ImportError(f"the Cython backend's compiled extension is out of date "
+                          f"(ABI {getattr(_kernels, 'ABI_VERSION', None)}, sources {_ABI_VERSION}); {_FIX}")
+    expected = {name: getattr(codes, name) for name in _kernels.CODES if hasattr(codes, name)}
+    expected["GOLDEN"] = GOLDEN
+    drift = {k: (v, expected.get(k)) for k, v in _kernels.CODES.items() if expected.get(k) != v}
+    if drift:
+        raise ImportError(f"the Cython backend was compiled with codes that differ from fastnn/codes.py "
+                          f"(compiled, expected): {drift}; update kernels/cython/_core.pxd, then {_FIX}")
+
+
+check_available()
+
+HAVE_OPENMP: bool = _kernels.HAVE_OPENMP
+
+
+def _c(x) -> np.ndarray:
+    """Inputs may be any strided view; the compiled kernels take C order (a copy only when needed)."""
+    return np.ascontiguousarray(x)
+
+
+def _flat(x) -> np.ndarray:
+    """A C-contiguous output as 1-D (a view, so the kernel writes into x)."""
+    if not x.flags.c_contiguous:
+        raise ValueError("outputs and parameters must be C-contiguous buffers (from empty)")
+    return x.reshape(-1)
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def set_num_threads(n: int) -> None:
+    """Threads of the OpenMP pool that runs matmul(method='blocked') (no-op without OpenMP)."""
+    _kernels.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Threads the OpenMP pool uses (1 in a build without OpenMP)."""
+    return int(_kernels.get_num_threads())
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+def matmul(A, B, C, method: str = "blas") -> None:
+    """C = A B by BLAS ('blas') or the hand-written cache-blocked OpenMP kernel ('blocked')."""
+    if method == "blas":
+        _kernels.matmul_blas(_c(A), _c(B), C)
+    elif method == "blocked":
+        _kernels.matmul_blocked(_c(A), _c(B), C)
+    else:
+        raise ValueError(f"matmul method {method!r} is not supported; choose 'blas' or 'blocked'")
+
+
+def linear_forward(a_prev, W, b, z) -> None:
+    """z = a_prev W + b."""
+    _kernels.linear_forward(_c(a_prev), _c(W), _c(b), z)
+
+
+def activate(act: int, z, alpha, a) -> None:
+    """a = f(z)   (softmax per row, shifted by the row max)."""
+    _kernels.activate(act, _c(z), _c(alpha), a)
+
+
+def activation_derivative(act: int, z, alpha, d) -> None:
+    """d = f'(z)   (not for softmax)."""
+    if act == codes.SOFTMAX:
+        raise ValueError(f"activation code {act} has no elementwise derivative")
+    _kernels.activation_derivative(act, _c(z), _c(alpha), d)
+
+
+def loss_value(loss: int, act: int, z, a, y) -> float:
+    """J = (1/B) sum_b J_b   (float64; logs from z)."""
+    return float(_kernels.loss_value(loss, act, _c(z), _c(a), _c(y)))
+
+
+def output_delta(loss: int, act: int, a, y, delta) -> None:
+    """delta_L = dJ_b/dz_L."""
+    _kernels.output_delta(loss, act, _c(a), _c(y), delta)
+
+
+def backprop_error(delta_next, W_next, g) -> None:
+    """g = delta_next W_next^T."""
+    _kernels.backprop_error(_c(delta_next), _c(W_next), g)
+
+
+def activation_backward(act: int, z, alpha, g, delta, dalpha) -> None:
+    """delta = f'(z) * g;  PReLU: dalpha = (1/B) sum_b g min(z, 0)."""
+    _kernels.activation_backward(act, _c(z), _c(alpha), _c(g), delta, dalpha)
+
+
+def propagate_delta(delta_next, W_next, z, act: int, alpha, delta, dalpha) -> None:
+    """delta = f'(z) * (delta_next W_next^T)."""
+    _kernels.propagate_delta(_c(delta_next), _c(W_next), _c(z), act, _c(alpha), delta, dalpha)
+
+
+def param_grads(a_prev, delta, W, l1: float, l2: float, dW, db) -> None:
+    """dW = a_prev^T delta / B + l2 W + l1 sign(W);  db = (1/B) sum_b delta_b."""
+    _kernels.param_grads(_c(a_prev), _c(delta), _c(W), float(l1), float(l2), dW, db)
+
+
+def penalty(W, l1: float, l2: float) -> float:
+    """R = l2/2 ||W||^2 + l1 ||W||_1."""
+    if not (l1 or l2):
+        return 0.0
+    return float(_kernels.penalty(_c(W), float(l1), float(l2)))
+
+
+def sgd_update(W, dW, v, lr: float, momentum: float, nesterov: bool) -> None:
+    """v <- mu v - lr dW;  W <- W + v   (Nesterov: W <- W + mu v - lr dW; mu = 0: W <- W - lr dW)."""
+    _kernels.sgd_update(_flat(W), _c(dW).reshape(-1), _flat(v), float(lr), float(momentum), bool(nesterov))
+
+
+def dropout(x, keep: float, seed: int, step: int, layer: int) -> None:
+    """x <- x m / keep   (inverted dropout in place, the reference's counter-based mask, bit for bit)."""
+    seed = int(seed) & 0xFFFFFFFFFFFFFFFF  # the hash works mod 2^64, like the reference
+    if x.flags.c_contiguous:
+        _kernels.dropout(x.reshape(-1), float(keep), seed, int(step), int(layer))
+    else:  # the mask follows the row-major index, so work on a C-order copy and write it back
+        tmp = np.ascontiguousarray(x)
+        _kernels.dropout(tmp.reshape(-1), float(keep), seed, int(step), int(layer))
+        x[...] = tmp
+
+
+# --------------------------------------------------------------------------- the fused epoch
+
+
+def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
+    """A whole epoch in one nogil call; same signature and results as fastnn.engine.run_epoch."""
+    if getattr(spec, "residual", False):
+        raise ValueError("the fused train_epoch knows no skip connections; "
+                         "train residual networks with fastnn.engine.run_epoch")
+    dt = np.dtype(spec.dtype)
+    X = np.ascontiguousarray(X, dtype=dt)
+    Y = np.ascontiguousarray(Y, dtype=dt)
+    labels = None if labels is None else np.ascontiguousarray(labels, dtype=np.int64)
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    dalpha = [np.empty(a.shape, dtype=dt) for a in p.alpha]
+    layers = [
+        (act, *params, *vel, *bufs)
+        for act, params, vel, bufs in zip(
+            spec.acts,
+            zip(p.W, p.b, p.alpha),
+            zip(velocity.W, velocity.b, velocity.alpha),
+            zip(ws.z, ws.a, ws.delta, ws.g, ws.dW, ws.db, dalpha),
+        )
+    ]
+    grad_norm_sum = np.zeros(spec.n_layers)
+    loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(
+        (X, Y, labels, order, ws.x, ws.y), layers, hyper, spec.loss, int(batch_size), int(step0),
+        grad_norm_sum)
+    return EpochStats(loss_sum=float(loss_sum), correct=int(correct), n_seen=int(n_seen),
+                      grad_norm_sum=grad_norm_sum, n_batches=int(n_batches), diverged=bool(diverged))
