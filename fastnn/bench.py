@@ -201,18 +201,27 @@ def cases(quick: bool = True, backends_: list[str] | None = None, large: bool = 
     for dt in dtypes:
         for B, n_in, n_out in sizes:
             for name in names:
-                yield from _kernel_cases(name, dt, B, n_in, n_out)
+                for case in _kernel_cases(name, dt, B, n_in, n_out):
+                    case.sync = _sync(name)  # device backends: wait for the kernels inside the timing
+                    yield case
     if not epochs:
         return
     X, y = epoch_data(mnist_dir)
     for batch in ([128] if quick else [32, 128, 512]):
         for name in names:
-            yield _epoch_case(name, X, y, batch)
+            case = _epoch_case(name, X, y, batch)
+            case.sync = _sync(name)
+            yield case
         if peers:
             for make in (_torch_epoch_case, _sklearn_epoch_case):
                 case = make(X, y, batch)
                 if case is not None:
                     yield case
+
+
+def _sync(be_name: str) -> Callable[[], None]:
+    """The backend's ``synchronize`` (cuda: wait for the GPU), or nothing for CPU backends."""
+    return getattr(backends.get(be_name), "synchronize", None) or (lambda: None)
 
 
 def missing_peers() -> dict[str, str]:

@@ -1,0 +1,939 @@
+"""The CUDA backend: the kernel contract as numba.cuda kernels, and training that stays on the GPU.
+
+Every formula of backpropagation is a ``@cuda.jit`` kernel (the first line of its docstring is its
+equation) behind a host wrapper with the contract's name and signature (kernels/README.md).  The
+arrays the wrappers take and write are device arrays; ``to_device``/``to_host``/``empty``/``assign``
+move data.  ``train_epoch`` runs a whole epoch with the weights, the optimiser state and the
+training set resident on the device: mini-batches are gathered there, dropout masks are drawn
+there, and only the per-sample losses, hits and gradient norms come back, once per epoch.
+
+How the kernels are written (so that any size works with any launch configuration):
+
+* Elementwise kernels use grid-stride loops over the flattened (row-major) index:
+  ``for k in range(cuda.grid(1), B * n, cuda.gridsize(1))``.  Row kernels (softmax, losses,
+  output delta) give each thread whole rows, with the same kind of loop over rows.
+* Matrix products are shared-memory tiled (``_tile_product``): a block of TILE x TILE threads
+  computes a TILE x TILE tile of the output, walking the depth in TILE steps and staging one tile
+  of each operand in shared memory per step.  The transposed operands that backprop needs
+  (``a W``, ``delta W^T``, ``a^T delta``) are read transposed while staging, so global loads stay
+  coalesced.  Blocks loop over output tiles with a grid-stride loop as well.
+* Reductions (``db``, PReLU's ``dalpha``, norms, penalties) are tree reductions in shared memory,
+  accumulated in float64; no atomics anywhere.
+* Launch sizes are module constants (``TPB``, ``TILE``, ``MAX_BLOCKS``) read once from the
+  environment (``FASTNN_CUDA_TPB``, ``FASTNN_CUDA_TILE``, ``FASTNN_CUDA_MAX_BLOCKS``).  The tests run
+  the kernels in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) with tiny values, so that
+  tiny inputs cross block and tile edges and every grid-stride loop goes round more than once.
+
+Written against plain ``from numba import cuda``: it runs with numba's built-in CUDA target and
+with NVIDIA's numba-cuda package (``pip install 'fastnn[cuda]'``), and in the simulator.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+import weakref
+
+import numpy as np
+from numba import cuda
+from numba.core import config as _numba_config
+
+from fastnn.codes import (
+    BINARY_CROSS_ENTROPY,
+    CROSS_ENTROPY,
+    ELU,
+    ELU_ALPHA,
+    IDENTITY,
+    LEAKY_RELU,
+    LEAKY_SLOPE,
+    MSE,
+    PRELU,
+    RELU,
+    SIGMOID,
+    SOFTMAX,
+    TANH,
+)
+from fastnn.engine import EpochStats
+from fastnn.kernels.numpy_ref import GOLDEN, dropout_key
+
+NAME = "cuda"
+SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
+
+# --------------------------------------------------------------------------- launch configuration
+
+
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ValueError(f"{name}={raw!r} is not valid; use an integer from {low} to {high} (default {default})")
+    return value
+
+
+# Threads per block of the 1-D kernels; a power of two, because the tree reductions halve it.
+TPB = _env_int("FASTNN_CUDA_TPB", 128, 1, 1024)
+if TPB & (TPB - 1):
+    raise ValueError(f"FASTNN_CUDA_TPB={TPB} is not valid; use a power of two such as 128")
+# Edge of the square matmul tile: blocks of TILE x TILE threads (at most 1024 threads per block).
+TILE = _env_int("FASTNN_CUDA_TILE", 16, 1, 32)
+TILE_PAD = TILE + 1  # shared tiles are TILE x (TILE + 1): transposed stores then hit distinct banks
+# Most blocks per grid dimension; grid-stride loops cover whatever the grid does not.
+MAX_BLOCKS = _env_int("FASTNN_CUDA_MAX_BLOCKS", 4096, 1, 65535)
+
+# Device functions are inlined into the kernels: Numba IR inlining with numba-cuda (and so no
+# separate compilation that would ask for a GPU), forced NVVM inlining with numba's built-in target.
+INLINE = "always"
+
+_G = np.uint64(GOLDEN)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2^-53
+
+# A tiny batch is a tiny grid: that is expected here, so Numba's low-occupancy hint is noise.
+warnings.filterwarnings("ignore", message=r"Grid size .* will likely result in GPU under-utilization")
+
+
+def check_available() -> None:
+    """Raise, saying why, when no CUDA GPU can run the kernels (the simulator always can)."""
+    if SIMULATOR:
+        return
+    if not cuda.is_available():
+        raise RuntimeError("numba.cuda found no usable CUDA GPU or driver (numba.cuda.is_available() is False)")
+
+
+def _blocks(n: int) -> int:
+    """Blocks of TPB threads for n work items (capped: the kernels loop over the rest)."""
+    return max(1, min((n + TPB - 1) // TPB, MAX_BLOCKS))
+
+
+def _tiles(m: int, n: int) -> tuple[int, int]:
+    """Grid (x over output columns, y over output rows) of TILE x TILE blocks for an m x n output."""
+    return (max(1, min((n + TILE - 1) // TILE, MAX_BLOCKS)), max(1, min((m + TILE - 1) // TILE, MAX_BLOCKS)))
+
+
+# --------------------------------------------------------------------------- array plumbing
+
+
+def _is_device(x) -> bool:
+    return hasattr(x, "copy_to_host")  # numba DeviceNDArray, or the simulator's FakeCUDAArray
+
+
+def to_device(x):
+    """Host array -> device array (device arrays pass through; strided views are packed first)."""
+    if _is_device(x):
+        return x
+    x = np.asarray(x)
+    if not (x.flags.c_contiguous or x.flags.f_contiguous):
+        x = np.ascontiguousarray(x)
+    return cuda.to_device(x)
+
+
+def to_host(x) -> np.ndarray:
+    """Device array -> host NumPy array (host arrays pass through)."""
+    if not _is_device(x):
+        return np.asarray(x)
+    if x.size == 0:
+        return np.empty(x.shape, dtype=x.dtype)
+    return x.copy_to_host()
+
+
+def empty(shape, dtype):
+    """Uninitialised device array."""
+    return cuda.device_array(shape, dtype=np.dtype(dtype))
+
+
+def assign(dst, src) -> None:
+    """dst[...] = src   (host array into a device array of the same shape)."""
+    src = np.ascontiguousarray(src, dtype=dst.dtype)
+    if src.shape != tuple(dst.shape):
+        raise ValueError(f"assign: shape {src.shape} does not match the device array's {tuple(dst.shape)}")
+    if src.size:
+        dst.copy_to_device(src)
+
+
+def synchronize() -> None:
+    """Wait until every kernel launched so far has finished (for timing: launches are asynchronous)."""
+    cuda.synchronize()
+
+
+# --------------------------------------------------------------------------- scalar formulas
+# One definition of f and f' for every kernel below, exactly as in the Numba CPU backend.
+
+
+@cuda.jit(device=True, inline=INLINE)
+def _sigmoid(z):
+    """s(z) = 1 / (1 + e^-z), through e^-|z| so it never overflows."""
+    e = math.exp(-abs(z))
+    return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+
+
+@cuda.jit(device=True, inline=INLINE)
+def _f(act, z, alpha):
+    """a = f(z) for one element (alpha: this unit's PReLU slope)."""
+    if act == RELU:
+        return z if z > 0 else 0.0 * z
+    if act == SIGMOID:
+        return _sigmoid(z)
+    if act == TANH:
+        return math.tanh(z)
+    if act == LEAKY_RELU:
+        return z if z > 0 else LEAKY_SLOPE * z
+    if act == ELU:
+        return z if z > 0 else ELU_ALPHA * math.expm1(z)
+    if act == PRELU:
+        return z if z > 0 else alpha * z
+    return z  # IDENTITY
+
+
+@cuda.jit(device=True, inline=INLINE)
+def _df(act, z, alpha):
+    """f'(z) for one element."""
+    if act == RELU:
+        return 1.0 if z > 0 else 0.0
+    if act == SIGMOID:
+        s = _sigmoid(z)
+        return s * (1.0 - s)
+    if act == TANH:
+        t = math.tanh(z)
+        return 1.0 - t * t
+    if act == LEAKY_RELU:
+        return 1.0 if z > 0 else LEAKY_SLOPE
+    if act == ELU:
+        return 1.0 if z > 0 else ELU_ALPHA * math.exp(z)
+    if act == PRELU:
+        return 1.0 if z > 0 else alpha
+    return 1.0  # IDENTITY
+
+
+# (No max/min builtins in the kernels: numba's built-in CUDA target fails to type them on floats.)
+
+
+@cuda.jit(device=True, inline=INLINE)
+def _row_max(z, i):
+    """max_k z_ik."""
+    m = z[i, 0]
+    for j in range(1, z.shape[1]):
+        if z[i, j] > m:
+            m = z[i, j]
+    return m
+
+
+@cuda.jit(device=True, inline=INLINE)
+def _max_logsumexp(z, i):
+    """(m, ln sum_k e^(z_ik - m)) with m = max_k z_ik, in float64: ln softmax(z_i)_j = z_ij - m - lse."""
+    n = z.shape[1]
+    m = float(_row_max(z, i))
+    s = 0.0
+    for j in range(n):
+        s += math.exp(float(z[i, j]) - m)
+    return m, math.log(s)
+
+
+@cuda.jit(device=True, inline=INLINE)
+def _mix64(x):
+    """SplitMix64 finaliser (uint64 arithmetic wraps mod 2^64)."""
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+@cuda.jit(device=True, inline=INLINE)
+def _block_sum(part):
+    """part[0] <- sum_t part[t]   (tree reduction over the block's TPB threads; all of them must call it)."""
+    t = cuda.threadIdx.x
+    s = TPB // 2
+    while s > 0:
+        if t < s:
+            part[t] += part[t + s]
+        cuda.syncthreads()
+        s //= 2
+
+
+# --------------------------------------------------------------------------- matrix products
+
+
+@cuda.jit(device=True, inline=INLINE)
+def _tile_product(A, B, row0, col0, trans_a, trans_b):
+    """sum_p op(A)_ip op(B)_pj for this thread's (i, j) = (row0 + ty, col0 + tx);  op(X) = X or X^T.
+
+    The block walks the depth in steps of TILE.  Each step every thread stages one element of
+    op(A)'s tile and one of op(B)'s in shared memory (zero outside the matrices), the block waits,
+    and each thread accumulates TILE products from the fast memory.  A transposed operand is read
+    with the thread indices swapped, so consecutive threads still read consecutive addresses.
+    Every thread of the block must call this (it synchronises), in range or not.
+    """
+    sA = cuda.shared.array((TILE, TILE_PAD), dtype=A.dtype)
+    sB = cuda.shared.array((TILE, TILE_PAD), dtype=A.dtype)
+    ty = cuda.threadIdx.y
+    tx = cuda.threadIdx.x
+    M = A.shape[1] if trans_a else A.shape[0]
+    K = A.shape[0] if trans_a else A.shape[1]
+    N = B.shape[0] if trans_b else B.shape[1]
+    acc = A.dtype.type(0)
+    for p0 in range(0, K, TILE):
+        if trans_a:  # op(A)_rc = A_cr: this thread reads A[p0 + ty, row0 + tx]
+            r = row0 + tx
+            c = p0 + ty
+            sA[tx, ty] = 0
+            if r < M and c < K:
+                sA[tx, ty] = A[c, r]
+        else:
+            r = row0 + ty
+            c = p0 + tx
+            sA[ty, tx] = 0
+            if r < M and c < K:
+                sA[ty, tx] = A[r, c]
+        if trans_b:  # op(B)_rc = B_cr: this thread reads B[col0 + ty, p0 + tx]
+            r = p0 + tx
+            c = col0 + ty
+            sB[tx, ty] = 0
+            if r < K and c < N:
+                sB[tx, ty] = B[c, r]
+        else:
+            r = p0 + ty
+            c = col0 + tx
+            sB[ty, tx] = 0
+            if r < K and c < N:
+                sB[ty, tx] = B[r, c]
+        cuda.syncthreads()
+        for q in range(TILE):
+            acc += sA[ty, q] * sB[q, tx]
+        cuda.syncthreads()  # the tiles are overwritten next step
+    return acc
+
+
+# Each product kernel below is the same grid-stride loop over output tiles (block-uniform, so the
+# synchronisation inside _tile_product is safe) with its own epilogue: the equation it computes.
+
+
+@cuda.jit
+def _matmul_kernel(A, B, C):
+    """C = A B   (shared-memory tiles)."""
+    M, N = C.shape
+    for ti in range(cuda.blockIdx.y, (M + TILE - 1) // TILE, cuda.gridDim.y):
+        for tj in range(cuda.blockIdx.x, (N + TILE - 1) // TILE, cuda.gridDim.x):
+            acc = _tile_product(A, B, ti * TILE, tj * TILE, False, False)
+            i = ti * TILE + cuda.threadIdx.y
+            j = tj * TILE + cuda.threadIdx.x
+            if i < M and j < N:
+                C[i, j] = acc
+
+
+@cuda.jit
+def _matmul_naive_kernel(A, B, C):
+    """C_ij = sum_p A_ip B_pj   (one thread per entry, straight from global memory: what tiling beats)."""
+    M, N = C.shape
+    K = A.shape[1]
+    for k in range(cuda.grid(1), M * N, cuda.gridsize(1)):
+        i = k // N
+        j = k - i * N
+        acc = C.dtype.type(0)
+        for p in range(K):
+            acc += A[i, p] * B[p, j]
+        C[i, j] = acc
+
+
+@cuda.jit
+def _linear_forward_kernel(a_prev, W, b, z):
+    """z = a_prev W + b   (tiled product; the bias is added as each tile is written)."""
+    M, N = z.shape
+    for ti in range(cuda.blockIdx.y, (M + TILE - 1) // TILE, cuda.gridDim.y):
+        for tj in range(cuda.blockIdx.x, (N + TILE - 1) // TILE, cuda.gridDim.x):
+            acc = _tile_product(a_prev, W, ti * TILE, tj * TILE, False, False)
+            i = ti * TILE + cuda.threadIdx.y
+            j = tj * TILE + cuda.threadIdx.x
+            if i < M and j < N:
+                z[i, j] = acc + b[j]
+
+
+@cuda.jit
+def _backprop_error_kernel(delta_next, W_next, g):
+    """g = delta_next W_next^T   (tiled product, W_next read transposed)."""
+    M, N = g.shape
+    for ti in range(cuda.blockIdx.y, (M + TILE - 1) // TILE, cuda.gridDim.y):
+        for tj in range(cuda.blockIdx.x, (N + TILE - 1) // TILE, cuda.gridDim.x):
+            acc = _tile_product(delta_next, W_next, ti * TILE, tj * TILE, False, True)
+            i = ti * TILE + cuda.threadIdx.y
+            j = tj * TILE + cuda.threadIdx.x
+            if i < M and j < N:
+                g[i, j] = acc
+
+
+@cuda.jit
+def _propagate_delta_kernel(delta_next, W_next, z, act, alpha, delta):
+    """delta = f'(z) * (delta_next W_next^T)   (tiled product with the derivative fused into its epilogue)."""
+    M, N = delta.shape
+    for ti in range(cuda.blockIdx.y, (M + TILE - 1) // TILE, cuda.gridDim.y):
+        for tj in range(cuda.blockIdx.x, (N + TILE - 1) // TILE, cuda.gridDim.x):
+            acc = _tile_product(delta_next, W_next, ti * TILE, tj * TILE, False, True)
+            i = ti * TILE + cuda.threadIdx.y
+            j = tj * TILE + cuda.threadIdx.x
+            if i < M and j < N:
+                delta[i, j] = _df(act, z[i, j], alpha[j] if act == PRELU else 0.0) * acc
+
+
+@cuda.jit
+def _weight_grad_kernel(a_prev, delta, W, inv_b, l1, l2, dW):
+    """dW = a_prev^T delta / B + l2 W + l1 sign(W)   (tiled product, a_prev read transposed)."""
+    M, N = dW.shape
+    for ti in range(cuda.blockIdx.y, (M + TILE - 1) // TILE, cuda.gridDim.y):
+        for tj in range(cuda.blockIdx.x, (N + TILE - 1) // TILE, cuda.gridDim.x):
+            acc = _tile_product(a_prev, delta, ti * TILE, tj * TILE, True, False)
+            i = ti * TILE + cuda.threadIdx.y
+            j = tj * TILE + cuda.threadIdx.x
+            if i < M and j < N:
+                w = W[i, j]
+                sign = 1.0 if w > 0 else (-1.0 if w < 0 else 0.0)
+                dW[i, j] = acc * inv_b + l2 * w + l1 * sign
+
+
+def _tiled(kernel, out):
+    """kernel configured for an output of out's shape: TILE x TILE blocks over its tiles."""
+    return kernel[_tiles(out.shape[0], out.shape[1]), (TILE, TILE)]
+
+
+def matmul(A, B, C, method: str = "blas") -> None:
+    """C = A B: 'blas' and 'blocked' both run the shared-memory tiled kernel; 'naive': one thread per entry.
+
+    There is no cuBLAS behind 'blas' here (Numba has no binding to it): the tiled kernel is this
+    backend's fastest product, and 'naive' is there to show what the tiles buy.
+    """
+    if method in ("blas", "blocked"):
+        _tiled(_matmul_kernel, C)(A, B, C)
+    elif method == "naive":
+        _matmul_naive_kernel[_blocks(C.shape[0] * C.shape[1]), TPB](A, B, C)
+    else:
+        raise ValueError(f"matmul method {method!r} is not supported; choose 'blas' or 'blocked' "
+                         f"(or 'naive' on the cuda backend)")
+
+
+# --------------------------------------------------------------------------- forward pass
+
+
+@cuda.jit
+def _activate_kernel(act, z, alpha, a):
+    """a = f(z)   (elementwise)."""
+    B, n = z.shape
+    for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
+        i = k // n
+        j = k - i * n
+        a[i, j] = _f(act, z[i, j], alpha[j] if act == PRELU else 0.0)
+
+
+@cuda.jit
+def _softmax_kernel(z, a):
+    """a_ij = exp(z_ij - max_k z_ik) / sum_k exp(z_ik - max_k z_ik)   (one thread per row)."""
+    B, n = z.shape
+    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
+        m = _row_max(z, i)
+        s = 0.0
+        for j in range(n):
+            e = math.exp(z[i, j] - m)
+            a[i, j] = e
+            s += e
+        inv = 1.0 / s
+        for j in range(n):
+            a[i, j] *= inv
+
+
+@cuda.jit
+def _derivative_kernel(act, z, alpha, d):
+    """d = f'(z)   (elementwise)."""
+    B, n = z.shape
+    for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
+        i = k // n
+        j = k - i * n
+        d[i, j] = _df(act, z[i, j], alpha[j] if act == PRELU else 0.0)
+
+
+def _check_act(act: int) -> None:
+    if act not in (IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, PRELU, SOFTMAX):
+        raise ValueError(f"unknown activation code {act}")
+
+
+def linear_forward(a_prev, W, b, z) -> None:
+    """z = a_prev W + b."""
+    _tiled(_linear_forward_kernel, z)(a_prev, W, b, z)
+
+
+def activate(act: int, z, alpha, a) -> None:
+    """a = f(z)   (softmax per row, shifted by the row max)."""
+    _check_act(act)
+    if act == SOFTMAX:
+        _softmax_kernel[_blocks(z.shape[0]), TPB](z, a)
+    else:
+        _activate_kernel[_blocks(z.shape[0] * z.shape[1]), TPB](act, z, alpha, a)
+
+
+def activation_derivative(act: int, z, alpha, d) -> None:
+    """d = f'(z)   (not for softmax)."""
+    _check_act(act)
+    if act == SOFTMAX:
+        raise ValueError(f"activation code {act} has no elementwise derivative")
+    _derivative_kernel[_blocks(z.shape[0] * z.shape[1]), TPB](act, z, alpha, d)
+
+
+# --------------------------------------------------------------------------- loss and output delta
+
+
+@cuda.jit
+def _row_loss_kernel(loss, z, a, y, out, offset):
+    """out_{offset+i} = J_i   (the sample's loss, in float64; logs from z so they never see log 0)."""
+    B, n = z.shape
+    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
+        total = 0.0
+        if loss == MSE:  # 1/2 sum_j (a_ij - y_ij)^2
+            for j in range(n):
+                d = float(a[i, j]) - float(y[i, j])
+                total += 0.5 * d * d
+        elif loss == CROSS_ENTROPY:  # -sum_j y_ij ln softmax(z_i)_j
+            m, lse = _max_logsumexp(z, i)
+            for j in range(n):
+                total -= float(y[i, j]) * (float(z[i, j]) - m - lse)
+        else:  # BINARY_CROSS_ENTROPY: max(z,0) - z y + ln(1 + e^-|z|)
+            for j in range(n):
+                zz = float(z[i, j])
+                total += (zz if zz > 0.0 else 0.0) - zz * float(y[i, j]) + math.log1p(math.exp(-abs(zz)))
+        out[offset + i] = total
+
+
+@cuda.jit
+def _output_delta_kernel(loss, act, a, y, delta):
+    """delta_L = a - y (softmax+CE, sigmoid+BCE);  MSE: (a - y) f'(z), for softmax a_k (g_k - sum_j g_j a_j)."""
+    B, n = a.shape
+    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
+        for j in range(n):
+            delta[i, j] = a[i, j] - y[i, j]
+        if loss == MSE:
+            if act == SIGMOID:
+                for j in range(n):
+                    delta[i, j] *= a[i, j] * (1.0 - a[i, j])
+            elif act == SOFTMAX:
+                s = 0.0
+                for j in range(n):
+                    s += delta[i, j] * a[i, j]
+                for j in range(n):
+                    delta[i, j] = a[i, j] * (delta[i, j] - s)
+
+
+@cuda.jit
+def _softmax_xent_kernel(z, y, a, delta, out, offset):
+    """a = softmax(z);  delta = a - y;  out_{offset+i} = -sum_j y_ij ln a_ij   (softmax + cross-entropy fused)."""
+    B, n = z.shape
+    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
+        m = _row_max(z, i)
+        s = 0.0
+        for j in range(n):
+            e = math.exp(z[i, j] - m)
+            a[i, j] = e
+            s += e
+        inv = 1.0 / s
+        m64, lse = _max_logsumexp(z, i)
+        total = 0.0
+        for j in range(n):
+            a[i, j] *= inv
+            delta[i, j] = a[i, j] - y[i, j]
+            total -= float(y[i, j]) * (float(z[i, j]) - m64 - lse)
+        out[offset + i] = total
+
+
+def _check_loss(loss: int, act: int) -> None:
+    if loss not in (MSE, CROSS_ENTROPY, BINARY_CROSS_ENTROPY):
+        raise ValueError(f"unknown loss code {loss}")
+    if loss == MSE and act not in (IDENTITY, SIGMOID, SOFTMAX):
+        raise ValueError(f"output activation code {act} is not supported")
+
+
+def loss_value(loss: int, act: int, z, a, y) -> float:
+    """J = (1/B) sum_b J_b   (per-sample losses on the device, summed on the host in float64)."""
+    _check_loss(loss, act)
+    B = z.shape[0]
+    per_sample = cuda.device_array(B, dtype=np.float64)
+    _row_loss_kernel[_blocks(B), TPB](loss, z, a, y, per_sample, 0)
+    return float(np.sum(per_sample.copy_to_host())) / B
+
+
+def output_delta(loss: int, act: int, a, y, delta) -> None:
+    """delta_L = dJ_b/dz_L   (a - y for softmax+CE and sigmoid+BCE)."""
+    _check_loss(loss, act)
+    _output_delta_kernel[_blocks(a.shape[0]), TPB](loss, act, a, y, delta)
+
+
+# --------------------------------------------------------------------------- backward pass
+
+
+@cuda.jit
+def _times_derivative_kernel(act, z, alpha, g, delta):
+    """delta = f'(z) * g   (elementwise; g may be delta itself)."""
+    B, n = z.shape
+    for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
+        i = k // n
+        j = k - i * n
+        delta[i, j] = _df(act, z[i, j], alpha[j] if act == PRELU else 0.0) * g[i, j]
+
+
+@cuda.jit
+def _column_sums_kernel(X, Z, prelu, scale, out):
+    """out_j = scale sum_b X_bj   (prelu: scale sum_b X_bj min(Z_bj, 0));  a block per column, tree reduction."""
+    part = cuda.shared.array(TPB, dtype=np.float64)
+    t = cuda.threadIdx.x
+    B, n = X.shape
+    for j in range(cuda.blockIdx.x, n, cuda.gridDim.x):  # block-uniform: _block_sum synchronises
+        s = 0.0
+        for i in range(t, B, cuda.blockDim.x):
+            v = float(X[i, j])
+            if prelu:
+                zz = float(Z[i, j])
+                v *= zz if zz < 0.0 else 0.0
+            s += v
+        part[t] = s
+        cuda.syncthreads()
+        _block_sum(part)
+        if t == 0:
+            out[j] = part[0] * scale
+        cuda.syncthreads()  # part is reused for the next column
+
+
+@cuda.jit
+def _weighted_sum_kernel(x, c1, c2, out, slot):
+    """out[slot] = sum_ij c2 x_ij^2 + c1 |x_ij|   (float64, one block: ||x||^2 with c1 = 0, c2 = 1)."""
+    part = cuda.shared.array(TPB, dtype=np.float64)
+    t = cuda.threadIdx.x
+    m, n = x.shape
+    s = 0.0
+    for k in range(t, m * n, cuda.blockDim.x):
+        i = k // n
+        v = float(x[i, k - i * n])
+        s += c2 * v * v + c1 * abs(v)
+    part[t] = s
+    cuda.syncthreads()
+    _block_sum(part)
+    if t == 0:
+        out[slot] = part[0]
+
+
+def _column_sums(X, Z, prelu: bool, scale: float, out) -> None:
+    _column_sums_kernel[max(1, min(X.shape[1], MAX_BLOCKS)), TPB](X, Z, prelu, scale, out)
+
+
+def backprop_error(delta_next, W_next, g) -> None:
+    """g = delta_next W_next^T   (dJ/da)."""
+    _tiled(_backprop_error_kernel, g)(delta_next, W_next, g)
+
+
+def activation_backward(act: int, z, alpha, g, delta, dalpha) -> None:
+    """delta = f'(z) * g;  PReLU: dalpha_j = (1/B) sum_b g_bj min(z_bj, 0)."""
+    _check_act(act)
+    B, n = z.shape
+    if act == PRELU:  # before delta is written: g and delta may be the same buffer
+        _column_sums(g, z, True, 1.0 / B, dalpha)
+    _times_derivative_kernel[_blocks(B * n), TPB](act, z, alpha, g, delta)
+
+
+def propagate_delta(delta_next, W_next, z, act: int, alpha, delta, dalpha) -> None:
+    """delta = f'(z) * (delta_next W_next^T)   (one fused kernel; PReLU also needs g for dalpha)."""
+    _check_act(act)
+    if act == PRELU:
+        backprop_error(delta_next, W_next, delta)  # g lands in delta, then f' scales it in place
+        activation_backward(act, z, alpha, delta, delta, dalpha)
+    else:
+        _tiled(_propagate_delta_kernel, delta)(delta_next, W_next, z, act, alpha, delta)
+
+
+def param_grads(a_prev, delta, W, l1: float, l2: float, dW, db) -> None:
+    """dW = a_prev^T delta / B + l2 W + l1 sign(W);  db = (1/B) sum_b delta_b."""
+    inv_b = 1.0 / a_prev.shape[0]
+    _tiled(_weight_grad_kernel, dW)(a_prev, delta, W, inv_b, float(l1), float(l2), dW)
+    _column_sums(delta, delta, False, inv_b, db)
+
+
+def penalty(W, l1: float, l2: float) -> float:
+    """R = l2/2 ||W||^2 + l1 ||W||_1."""
+    if not (l1 or l2):
+        return 0.0
+    out = cuda.device_array(1, dtype=np.float64)
+    # to_device: MLP.loss and MLP.evaluate add the penalty of the model's host weights
+    _weighted_sum_kernel[1, TPB](to_device(W), float(l1), 0.5 * float(l2), out, 0)
+    return float(out.copy_to_host()[0])
+
+
+@cuda.jit
+def _sgd_kernel(W, dW, v, lr, mu, nesterov):
+    """v <- mu v - lr dW;  W <- W + v   (Nesterov: W <- W + mu v - lr dW;  mu = 0: W <- W - lr dW)."""
+    m, n = W.shape
+    for k in range(cuda.grid(1), m * n, cuda.gridsize(1)):
+        i = k // n
+        j = k - i * n
+        g = dW[i, j]
+        if mu == 0.0:
+            W[i, j] -= lr * g
+        else:
+            vv = mu * v[i, j] - lr * g
+            v[i, j] = vv
+            W[i, j] += (mu * vv - lr * g) if nesterov else vv
+
+
+def _matrix(x):
+    """A 1-D parameter vector as a (1, n) matrix view (parameters are contiguous), 2-D as it is."""
+    return x.reshape(1, x.shape[0]) if x.ndim == 1 else x
+
+
+def sgd_update(W, dW, v, lr: float, momentum: float, nesterov: bool) -> None:
+    """v <- mu v - lr dW;  W <- W + v   (Nesterov: W <- W + mu v - lr dW; plain SGD when mu = 0)."""
+    if W.size == 0:
+        return
+    W2, dW2, v2 = _matrix(W), _matrix(dW), _matrix(v)
+    _sgd_kernel[_blocks(W.size), TPB](W2, dW2, v2, float(lr), float(momentum), bool(nesterov))
+
+
+@cuda.jit
+def _add_kernel(dst, src):
+    """dst <- dst + src   (the identity path of a residual block)."""
+    B, n = dst.shape
+    for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
+        i = k // n
+        j = k - i * n
+        dst[i, j] += src[i, j]
+
+
+def add(dst, src) -> None:
+    """dst <- dst + src   (used by fastnn.engine for skip connections)."""
+    _add_kernel[_blocks(dst.shape[0] * dst.shape[1]), TPB](dst, src)
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+@cuda.jit
+def _dropout_kernel(x, key, keep, scale):
+    """x_k <- x_k * scale if mix(key + (k+1) G) / 2^64 < keep else 0   (k: row-major index, scale = 1/keep)."""
+    B, n = x.shape
+    for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
+        i = k // n
+        j = k - i * n
+        u = float(_mix64(key + np.uint64(k + 1) * _G) >> _S11) * _TWO_M53
+        if u < keep:
+            x[i, j] = x[i, j] * scale
+        else:
+            x[i, j] = 0
+
+
+def dropout(x, keep: float, seed: int, step: int, layer: int) -> None:
+    """x <- x * m / keep   (inverted dropout in place; the reference's counter-based mask, drawn on the device)."""
+    key = np.uint64(dropout_key(int(seed), int(step), int(layer)))
+    scale = x.dtype.type(1.0 / keep)  # multiplied in the array's dtype, as the reference does
+    launch = _dropout_kernel[_blocks(x.shape[0] * x.shape[1]), TPB]
+    if SIMULATOR:  # the simulator hashes with NumPy uint64 scalars, which warn where the GPU just wraps
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="overflow encountered in scalar", category=RuntimeWarning)
+            launch(x, key, float(keep), scale)
+    else:
+        launch(x, key, float(keep), scale)
+
+
+# --------------------------------------------------------------------------- device-resident epoch
+
+
+@cuda.jit
+def _gather_rows_kernel(X, order, start, out):
+    """out_i = X_{order[start + i]}   (this mini-batch's rows, gathered on the device)."""
+    B, n = out.shape
+    for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
+        i = k // n
+        j = k - i * n
+        out[i, j] = X[order[start + i], j]
+
+
+@cuda.jit
+def _hits_kernel(out, labels, order, start, single_sigmoid, hits):
+    """hits_{start+i} = [argmax_j out_ij == labels_{order[start+i]}]   (one sigmoid unit: [out_i0 > 1/2])."""
+    B, n = out.shape
+    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
+        pred = 0
+        if single_sigmoid:
+            if out[i, 0] > 0.5:
+                pred = 1
+        else:
+            for j in range(1, n):
+                if out[i, j] > out[i, pred]:
+                    pred = j
+        hits[start + i] = 1 if pred == labels[order[start + i]] else 0
+
+
+def _gather(X, order, start: int, out) -> None:
+    _gather_rows_kernel[_blocks(out.shape[0] * out.shape[1]), TPB](X, order, start, out)
+
+
+# The training set of the fit in progress, on the device: one entry per engine Workspace (a fit
+# makes one), so it lives exactly as long as that fit's buffers do.
+_RESIDENT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _resident_training_set(ws, X, Y, labels):
+    """Device copies of (X, Y, labels), uploaded once per fit and reused by its later epochs.
+
+    The cache is keyed on the fit's workspace and holds the host arrays themselves: it is reused
+    only while the engine passes the very same objects (``is``), so another fit, or a freshly
+    augmented copy of X each epoch, is uploaded anew, and a new array that happens to reuse a freed
+    one's address can never be mistaken for it.  (Editing X in place during a fit, e.g. from a
+    callback, is not seen by later epochs: fit on a copy instead.)
+    """
+    hit = _RESIDENT.get(ws)
+    if hit is not None and hit[0] is X and hit[1] is Y and hit[2] is labels:
+        return hit[3]
+    dev = (to_device(np.ascontiguousarray(X)), to_device(np.ascontiguousarray(Y)),
+           None if labels is None else to_device(np.ascontiguousarray(labels, dtype=np.int64)))
+    _RESIDENT[ws] = (X, Y, labels, dev)
+    return dev
+
+
+def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
+    """One epoch with everything on the device; same signature and results as fastnn.engine.run_epoch.
+
+    Per mini-batch, only kernel launches: gather the rows, forward (softmax + cross-entropy fused),
+    per-sample losses, hits and penalties into device arrays, backward, update.  Nothing is copied
+    back until the epoch ends; then the host adds the batch losses up in the engine's order and
+    finds the first non-finite one.  After a divergent batch the device keeps computing (with
+    NaNs), but fastnn.training.fit restores the weights the epoch started from, as it does for
+    every backend.
+    """
+    dt = spec.dtype
+    L = spec.n_layers
+    n = len(order)
+    n_batches = -(-n // batch_size)
+    dX, dY, dlabels = _resident_training_set(ws, X, Y, labels)
+    d_order = cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
+    acts, out_act, loss = spec.acts, spec.acts[-1], spec.loss
+    fused_output = out_act == SOFTMAX and loss == CROSS_ENTROPY
+    single_sigmoid = out_act == SIGMOID and spec.sizes[-1] == 1
+    l1, l2 = float(hyper.l1), float(hyper.l2)
+    regularised = l1 != 0.0 or l2 != 0.0
+    keep_in, keep_hid = hyper.keep_input, hyper.keep_hidden
+
+    # What comes back at the end: per-sample losses, per-sample hits, per-batch penalties and
+    # squared gradient norms (float64 on the device).
+    sample_loss = cuda.device_array(n, dtype=np.float64)
+    hits = cuda.device_array(n, dtype=np.int8) if dlabels is not None else None
+    pens = cuda.device_array(n_batches * L, dtype=np.float64) if regularised else None
+    grad_sq = cuda.device_array(n_batches * L, dtype=np.float64)
+    dalpha = [empty(a.shape, dt) for a in p.alpha]
+
+    for k in range(n_batches):
+        start = k * batch_size
+        B = min(batch_size, n - start)
+        step = step0 + k
+        xb, yb = ws.x[:B], ws.y[:B]
+        _gather(dX, d_order, start, xb)
+        _gather(dY, d_order, start, yb)
+        if keep_in < 1.0:
+            dropout(xb, keep_in, hyper.seed, step, 0)
+        # forward
+        a_prev = xb
+        for l in range(L):
+            z, a = ws.z[l][:B], ws.a[l][:B]
+            linear_forward(a_prev, p.W[l], p.b[l], z)
+            if l == L - 1 and fused_output:
+                _softmax_xent_kernel[_blocks(B), TPB](z, yb, a, ws.delta[l][:B], sample_loss, start)
+            else:
+                activate(acts[l], z, p.alpha[l], a)
+                if l < L - 1 and keep_hid < 1.0:
+                    dropout(a, keep_hid, hyper.seed, step, l + 1)
+            a_prev = a
+        out = ws.a[L - 1][:B]
+        if not fused_output:
+            _row_loss_kernel[_blocks(B), TPB](loss, ws.z[L - 1][:B], out, yb, sample_loss, start)
+            output_delta(loss, out_act, out, yb, ws.delta[L - 1][:B])
+        if hits is not None:
+            _hits_kernel[_blocks(B), TPB](out, dlabels, d_order, start, single_sigmoid, hits)
+        if regularised:
+            for l in range(L):
+                _weighted_sum_kernel[1, TPB](p.W[l], l1, 0.5 * l2, pens, k * L + l)
+        # backward (the input layer needs no delta)
+        for l in range(L - 1, -1, -1):
+            a_prev = xb if l == 0 else ws.a[l - 1][:B]
+            delta = ws.delta[l][:B]
+            param_grads(a_prev, delta, p.W[l], l1, l2, ws.dW[l], ws.db[l])
+            _weighted_sum_kernel[1, TPB](ws.dW[l], 0.0, 1.0, grad_sq, k * L + l)
+            if l > 0:
+                z_prev, delta_prev = ws.z[l - 1][:B], ws.delta[l - 1][:B]
+                if keep_hid < 1.0:
+                    g = ws.g[l - 1][:B]
+                    backprop_error(delta, p.W[l], g)
+                    dropout(g, keep_hid, hyper.seed, step, l)  # the forward pass's mask, drawn again
+                    activation_backward(acts[l - 1], z_prev, p.alpha[l - 1], g, delta_prev, dalpha[l - 1])
+                else:
+                    propagate_delta(delta, p.W[l], z_prev, acts[l - 1], p.alpha[l - 1], delta_prev, dalpha[l - 1])
+        # update
+        for l in range(L):
+            sgd_update(p.W[l], ws.dW[l], velocity.W[l], hyper.lr, hyper.momentum, hyper.nesterov)
+            sgd_update(p.b[l], ws.db[l], velocity.b[l], hyper.lr, hyper.momentum, hyper.nesterov)
+            if p.alpha[l].size:
+                sgd_update(p.alpha[l], dalpha[l], velocity.alpha[l], hyper.lr, hyper.momentum, hyper.nesterov)
+
+    # The epoch's only device-to-host copies: a few numbers per sample and per batch.
+    losses = sample_loss.copy_to_host()
+    norms = np.sqrt(grad_sq.copy_to_host().reshape(n_batches, L))
+    penalties = pens.copy_to_host().reshape(n_batches, L) if regularised else None
+    hit = hits.copy_to_host() if hits is not None else None
+    stats = EpochStats(grad_norm_sum=np.zeros(L))
+    for k in range(n_batches):
+        start = k * batch_size
+        B = min(batch_size, n - start)
+        batch_loss = float(np.sum(losses[start:start + B])) / B
+        if regularised:
+            batch_loss += sum(float(r) for r in penalties[k])
+        if not math.isfinite(batch_loss):
+            stats.diverged = True
+            break
+        stats.loss_sum += batch_loss * B
+        stats.n_seen += B
+        stats.n_batches += 1
+        stats.grad_norm_sum += norms[k]
+        if hit is not None:
+            stats.correct += int(np.count_nonzero(hit[start:start + B]))
+    return stats
+
+
+# --------------------------------------------------------------------------- kernel signatures
+
+
+def kernel_signatures(dtype) -> dict:
+    """{name: (kernel, argument types)} for every kernel, for one float dtype (the PTX test compiles these).
+
+    Arrays are typed with any layout ('A'), the most general code a kernel compiles to.
+    """
+    from numba import types as t
+
+    f = t.float32 if np.dtype(dtype) == np.float32 else t.float64
+    M, V = t.Array(f, 2, "A"), t.Array(f, 1, "A")
+    F64, I64, I8 = t.Array(t.float64, 1, "A"), t.Array(t.int64, 1, "A"), t.Array(t.int8, 1, "A")
+    i, x, u, b = t.int64, t.float64, t.uint64, t.boolean
+    table = {
+        "_matmul_kernel": (M, M, M),
+        "_matmul_naive_kernel": (M, M, M),
+        "_linear_forward_kernel": (M, M, V, M),
+        "_backprop_error_kernel": (M, M, M),
+        "_propagate_delta_kernel": (M, M, M, i, V, M),
+        "_weight_grad_kernel": (M, M, M, x, x, x, M),
+        "_activate_kernel": (i, M, V, M),
+        "_softmax_kernel": (M, M),
+        "_derivative_kernel": (i, M, V, M),
+        "_row_loss_kernel": (i, M, M, M, F64, i),
+        "_output_delta_kernel": (i, i, M, M, M),
+        "_softmax_xent_kernel": (M, M, M, M, F64, i),
+        "_times_derivative_kernel": (i, M, V, M, M),
+        "_column_sums_kernel": (M, M, b, x, V),
+        "_weighted_sum_kernel": (M, x, x, F64, i),
+        "_sgd_kernel": (M, M, M, x, x, b),
+        "_add_kernel": (M, M),
+        "_dropout_kernel": (M, u, x, f),
+        "_gather_rows_kernel": (M, I64, i, M),
+        "_hits_kernel": (M, I64, I64, i, b, I8),
+    }
+    return {name: (globals()[name], sig) for name, sig in table.items()}
