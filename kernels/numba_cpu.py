@@ -30,6 +30,7 @@ from fastnn.codes import (
 )
 from fastnn.engine import EpochStats
 from fastnn.kernels.numba_config import jit
+from fastnn.kernels import formulas
 from fastnn.kernels.numpy_ref import GOLDEN, assign, dropout_key, empty, to_device, to_host  # noqa: F401
 
 NAME = "numba"
@@ -48,49 +49,7 @@ def _c(x: np.ndarray) -> np.ndarray:
 # One definition of f and f' shared by every kernel below (and by the fused epoch).
 
 
-@jit(inline="always")
-def _sigmoid(z):
-    """s(z) = 1 / (1 + e^-z), through e^-|z| so it never overflows."""
-    e = math.exp(-abs(z))
-    return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-
-
-@jit(inline="always")
-def _f(act, z, alpha):
-    """a = f(z) for one element (alpha: this unit's PReLU slope)."""
-    if act == RELU:
-        return z if z > 0 else 0.0 * z
-    if act == SIGMOID:
-        return _sigmoid(z)
-    if act == TANH:
-        return math.tanh(z)
-    if act == LEAKY_RELU:
-        return z if z > 0 else LEAKY_SLOPE * z
-    if act == ELU:
-        return z if z > 0 else ELU_ALPHA * math.expm1(z)
-    if act == PRELU:
-        return z if z > 0 else alpha * z
-    return z  # IDENTITY
-
-
-@jit(inline="always")
-def _df(act, z, alpha):
-    """f'(z) for one element."""
-    if act == RELU:
-        return 1.0 if z > 0 else 0.0
-    if act == SIGMOID:
-        s = _sigmoid(z)
-        return s * (1.0 - s)
-    if act == TANH:
-        t = math.tanh(z)
-        return 1.0 - t * t
-    if act == LEAKY_RELU:
-        return 1.0 if z > 0 else LEAKY_SLOPE
-    if act == ELU:
-        return 1.0 if z > 0 else ELU_ALPHA * math.exp(z)
-    if act == PRELU:
-        return 1.0 if z > 0 else alpha
-    return 1.0  # IDENTITY
+_sigmoid, _f, _df = formulas.compile_with(jit(inline="always"))  # kernels/formulas.py
 
 
 # --------------------------------------------------------------------------- matrix products

@@ -54,6 +54,7 @@ from fastnn.codes import (
     TANH,
 )
 from fastnn.engine import EpochStats
+from fastnn.kernels import formulas
 from fastnn.kernels.numpy_ref import GOLDEN, dropout_key
 
 NAME = "cuda"
@@ -166,49 +167,7 @@ def synchronize() -> None:
 # One definition of f and f' for every kernel below, exactly as in the Numba CPU backend.
 
 
-@cuda.jit(device=True, inline=INLINE)
-def _sigmoid(z):
-    """s(z) = 1 / (1 + e^-z), through e^-|z| so it never overflows."""
-    e = math.exp(-abs(z))
-    return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-
-
-@cuda.jit(device=True, inline=INLINE)
-def _f(act, z, alpha):
-    """a = f(z) for one element (alpha: this unit's PReLU slope)."""
-    if act == RELU:
-        return z if z > 0 else 0.0 * z
-    if act == SIGMOID:
-        return _sigmoid(z)
-    if act == TANH:
-        return math.tanh(z)
-    if act == LEAKY_RELU:
-        return z if z > 0 else LEAKY_SLOPE * z
-    if act == ELU:
-        return z if z > 0 else ELU_ALPHA * math.expm1(z)
-    if act == PRELU:
-        return z if z > 0 else alpha * z
-    return z  # IDENTITY
-
-
-@cuda.jit(device=True, inline=INLINE)
-def _df(act, z, alpha):
-    """f'(z) for one element."""
-    if act == RELU:
-        return 1.0 if z > 0 else 0.0
-    if act == SIGMOID:
-        s = _sigmoid(z)
-        return s * (1.0 - s)
-    if act == TANH:
-        t = math.tanh(z)
-        return 1.0 - t * t
-    if act == LEAKY_RELU:
-        return 1.0 if z > 0 else LEAKY_SLOPE
-    if act == ELU:
-        return 1.0 if z > 0 else ELU_ALPHA * math.exp(z)
-    if act == PRELU:
-        return 1.0 if z > 0 else alpha
-    return 1.0  # IDENTITY
+_sigmoid, _f, _df = formulas.compile_with(cuda.jit(device=True, inline=INLINE))  # kernels/formulas.py
 
 
 # (No max/min builtins in the kernels: numba's built-in CUDA target fails to type them on floats.)
