@@ -29,12 +29,26 @@ CONFIGS = {
                         fit=dict(momentum=0.5, batch_size=32), single=True),
     "regression": dict(model=dict(activation="elu", output="identity", l2=1e-3),
                        fit=dict(momentum=0.9, batch_size=10), regression=True),
+    # image-like inputs, mostly exact zeros: the fused epochs compact the first layer's products
+    # to the batch's nonzero columns (plain SGD updates only those rows of W_1)
+    "sparse-plain": dict(model=dict(activation="relu"), fit=dict(batch_size=8), sparse=True),
+    "sparse-everything": dict(model=dict(activation=["prelu", "tanh"], dropout=0.3, input_dropout=0.2,
+                                         l1=1e-3, l2=1e-2),
+                              fit=dict(momentum=0.9, nesterov=True, batch_size=5), sparse=True),
 }
+
+
+def _sparse_inputs(rng, n, d):
+    """Mostly zeros: two features never set, the rest nonzero with probability 0.3 (some batches
+    have every column nonzero, most do not)."""
+    X = rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.3)
+    X[:, [1, 4]] = 0
+    return X
 
 
 def _run(backend, dtype, config, fused):
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(103, 7))
+    X = _sparse_inputs(rng, 103, 7) if config.get("sparse") else rng.normal(size=(103, 7))
     if config.get("regression"):
         n_out, y = 3, rng.normal(size=(103, 3))
     elif config.get("single"):
