@@ -192,13 +192,14 @@ def epoch_data(mnist_dir: str | os.PathLike | None = None, n: int = 60000) -> tu
 
 
 def cases(quick: bool = True, backends_: list[str] | None = None, large: bool = False,
-          mnist_dir: str | os.PathLike | None = None, epochs: bool = True, peers: bool = True) -> Iterator[Case]:
+          mnist_dir: str | os.PathLike | None = None, epochs: bool = True, peers: bool = True,
+          kernels: bool = True) -> Iterator[Case]:
     """All cases: kernels at the first MNIST layer's size (B=128; with ``large`` also B=1024),
     float32 (and float64 unless ``quick``), and epochs at batch 128 (quick) or 32/128/512."""
     names = backends_ or [b for b in backends.available() if b != "cuda" or _real_gpu()]
     dtypes = ["float32"] if quick else ["float32", "float64"]
     sizes = [(128, 784, 256)] + ([(1024, 784, 256)] if large else [])
-    for dt in dtypes:
+    for dt in dtypes if kernels else []:
         for B, n_in, n_out in sizes:
             for name in names:
                 for case in _kernel_cases(name, dt, B, n_in, n_out):
@@ -253,21 +254,40 @@ def _real_gpu() -> bool:
 # --------------------------------------------------------------------------- timing
 
 
-def measure(case: Case, min_time: float = 0.2, min_rounds: int = 3, max_rounds: int = 50) -> Record:
-    """First call (compile + run) timed apart; then median and IQR of at least ``min_rounds`` runs."""
+def _timed(case: Case) -> float:
     t0 = time.perf_counter()
     case.run()
     case.sync()
-    first = time.perf_counter() - t0
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_rounds or (time.perf_counter() - start < min_time and len(times) < max_rounds):
-        t0 = time.perf_counter()
-        case.run()
-        case.sync()
-        times.append(time.perf_counter() - t0)
+    return time.perf_counter() - t0
+
+
+def _record(case: Case, times: list[float], first: float) -> Record:
     q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
     return Record(case.group, case.backend, statistics.median(times), q[2] - q[0], len(times), first)
+
+
+def measure_group(group: list[Case], min_time: float = 0.2, min_rounds: int = 3, max_rounds: int = 50) -> list[Record]:
+    """Time the cases of one group round-robin: first calls (compile + run) apart, then rounds of one
+    run per case until each has ``min_rounds`` runs and ``min_time`` seconds (or ``max_rounds``).
+
+    Round-robin, not one case after another, because a shared machine drifts: a noisy neighbour or
+    a CPU that clocks down after a minute of load would otherwise favour whichever case ran first,
+    and the ratios between backends are what the report is for.
+    """
+    firsts = [_timed(case) for case in group]
+    times: list[list[float]] = [[] for _ in group]
+    while True:
+        for case, ts in zip(group, times):
+            ts.append(_timed(case))
+        n = len(times[0])
+        if n >= max_rounds or (n >= min_rounds and all(sum(ts) >= min_time for ts in times)):
+            break
+    return [_record(case, ts, first) for case, ts, first in zip(group, times, firsts)]
+
+
+def measure(case: Case, min_time: float = 0.2, min_rounds: int = 3, max_rounds: int = 50) -> Record:
+    """First call (compile + run) timed apart; then median and IQR of at least ``min_rounds`` runs."""
+    return measure_group([case], min_time, min_rounds, max_rounds)[0]
 
 
 def _rel_err(got, ref) -> float:
@@ -276,14 +296,17 @@ def _rel_err(got, ref) -> float:
 
 
 def run_suite(case_list: list[Case], min_time: float = 0.2, progress: Callable[[str], None] | None = None) -> list[Record]:
-    """Time every case; fill speed-up and error against the numpy case of the same group."""
+    """Time every case (each group's backends round-robin); fill speed-up and error against numpy's."""
     records, results = [], {}
+    groups: dict[str, list[Case]] = {}
     for case in case_list:
+        groups.setdefault(case.group, []).append(case)
+    for name, group in groups.items():
         if progress:
-            progress(f"{case.group} [{case.backend}]")
-        rec = measure(case, min_time=min_time)
-        results[(case.group, case.backend)] = case.result()
-        records.append(rec)
+            progress(f"{name} [{', '.join(c.backend for c in group)}]")
+        records.extend(measure_group(group, min_time=min_time))
+        for case in group:
+            results[(case.group, case.backend)] = case.result()
     by_group = {r.group: r for r in records if r.backend == "numpy"}
     for r in records:
         ref = by_group.get(r.group)
@@ -408,6 +431,7 @@ def configure_parser(p) -> None:
     p.add_argument("--large", action="store_true", help="also kernels at batch 1024")
     p.add_argument("--backends", default=None, help="comma-separated backends (default: all available CPU ones, and cuda on a real GPU)")
     p.add_argument("--no-epochs", action="store_true", help="kernels only")
+    p.add_argument("--no-kernels", action="store_true", help="epochs only")
     p.add_argument("--no-peers", action="store_true", help="skip PyTorch and scikit-learn")
     p.add_argument("--data", default=None, metavar="DIR", help="MNIST directory for the epoch cases (default: $FASTNN_MNIST, else the bundled subset tiled to 60,000 rows)")
     p.add_argument("--min-time", type=float, default=0.2, help="seconds of repeated runs per case (at least 3 runs)")
@@ -423,7 +447,9 @@ def main(args) -> int:
         for n in names:
             backends.get(n)  # unknown or unavailable names fail here with the list of choices
     case_list = list(cases(quick=args.quick, backends_=names, large=args.large, mnist_dir=args.data,
-                           epochs=not args.no_epochs, peers=not args.no_peers))
+                           epochs=not args.no_epochs, peers=not args.no_peers, kernels=not args.no_kernels))
+    if not case_list:
+        raise ValueError("nothing to run: --no-epochs and --no-kernels together leave no cases; drop one of them")
     for peer, how in missing_peers().items():
         if not args.no_peers:
             print(f"peer {peer} skipped: not installed ({how})")

@@ -37,3 +37,22 @@ def test_compare_flags_regressions(tmp_path):
 def test_bench_rejects_unknown_backend(capsys):
     assert main(["bench", "--backends", "fortran", "--no-epochs"]) == 2
     assert "backend 'fortran' is unknown" in capsys.readouterr().err
+
+
+def test_bench_needs_some_cases(capsys):
+    assert main(["bench", "--no-epochs", "--no-kernels", "--backends", "numpy"]) == 2
+    assert "nothing to run" in capsys.readouterr().err
+
+
+def test_group_is_timed_round_robin():
+    # a machine that slows down must not favour the backend that happens to run first
+    calls = []
+    group = [bench.Case("g", name, run=lambda name=name: calls.append(name)) for name in ("a", "b", "c")]
+    records = bench.measure_group(group, min_time=0.0, min_rounds=3)
+    assert calls == ["a", "b", "c"] * 4  # the first calls, then three rounds of one run each
+    assert [r.backend for r in records] == ["a", "b", "c"] and all(r.rounds == 3 for r in records)
+
+
+def test_epochs_only_skips_kernels():
+    cs = list(bench.cases(quick=True, backends_=["numpy"], kernels=False, peers=False))
+    assert cs and all(c.group.startswith("epoch") for c in cs)
