@@ -52,7 +52,11 @@ def _numeric(name: str, arr: np.ndarray) -> None:
 
 
 def _finite(name: str, arr: np.ndarray) -> None:
-    if np.issubdtype(arr.dtype, np.floating):
+    if np.issubdtype(arr.dtype, np.floating) and arr.size:
+        # min and max are NaN or infinite iff some value is: two passes without a temporary
+        # (np.isfinite(X) on 60,000 MNIST images allocates and faults in 47 MB on every fit)
+        if np.isfinite(arr.min()) and np.isfinite(arr.max()):
+            return
         bad = ~np.isfinite(arr)
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])

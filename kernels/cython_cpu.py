@@ -168,7 +168,8 @@ def _sparse_buffers(n_in: int, n_1: int, rows: int, dt) -> tuple | None:
     if max_cols <= 0:
         return None
     return (max_cols, np.zeros(n_in, dtype=np.uint8), np.zeros(n_in, dtype=np.int64), np.empty(rows * n_in, dtype=dt),
-            np.empty(n_in * n_1, dtype=dt), np.empty(n_in * n_1, dtype=dt), np.zeros(n_1, dtype=dt))
+            np.empty(n_in * n_1, dtype=dt), np.empty(n_in * n_1, dtype=dt), np.zeros(n_1, dtype=dt),
+            np.arange(rows, dtype=np.int64))
 
 
 def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:

@@ -441,15 +441,15 @@ SPARSE_MAX_FILL = 0.9  # compact the input when at most this fraction of its col
 
 
 @jit
-def _nonzero_columns(x, flags, cols):
-    """cols[:m] = the columns j with some x_ij != 0 (NaN counts as nonzero), ascending; returns m."""
-    n = x.shape[1]
+def _nonzero_columns(X, rows, flags, cols):
+    """cols[:m] = the columns j with X_rj != 0 for some r in rows (NaN counts as nonzero), ascending; returns m."""
+    n = X.shape[1]
     for j in range(n):
         flags[j] = 0
-    for i in range(x.shape[0]):
-        xi = x[i]
+    for r in rows:
+        xr = X[r]
         for j in range(n):
-            flags[j] |= xi[j] != 0
+            flags[j] |= xr[j] != 0
     m = 0
     for j in range(n):  # branch-free: write j, keep it only if flagged
         cols[m] = j
@@ -458,16 +458,26 @@ def _nonzero_columns(x, flags, cols):
 
 
 @jit
-def _compact(x, W, cols, m, xc, Wc):
-    """xc = x[:, cols[:m]];  Wc = W[cols[:m], :]   (the nonzero columns of x and their rows of W)."""
-    for i in range(x.shape[0]):
-        xi, ci = x[i], xc[i]
+def _compact(X, rows, W, cols, m, xc, Wc):
+    """xc = X[rows][:, cols[:m]];  Wc = W[cols[:m], :]   (the batch's nonzero columns and their rows of W)."""
+    for i in range(rows.shape[0]):
+        xr, ci = X[rows[i]], xc[i]
         for q in range(m):
-            ci[q] = xi[cols[q]]
+            ci[q] = xr[cols[q]]
     n = W.shape[1]
     for q in range(m):
         src, dst = W[cols[q]], Wc[q]
         for j in range(n):  # an explicit loop: slice assignment costs several times more here
+            dst[j] = src[j]
+
+
+@jit
+def _gather(X, rows, out):
+    """out_i = X_{rows_i}   (explicit loops: slice assignment costs several times more here)."""
+    n = X.shape[1]
+    for i in range(rows.shape[0]):
+        src, dst = X[rows[i]], out[i]
+        for j in range(n):
             dst[j] = src[j]
 
 
@@ -583,7 +593,7 @@ def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0,
     Ws, bs, alphas = params
     vWs, vbs, valphas = velocity
     xbuf, ybuf, zs, as_, deltas, gs, dWs, dbs, dalphas = bufs
-    flags, cols, xc_buf, Wc_buf, Gc_buf, zero_row, max_cols = sparse  # max_cols < 0: never compact
+    flags, cols, xc_buf, Wc_buf, Gc_buf, zero_row, identity, max_cols = sparse  # max_cols <= 0: never compact
     lr, mu, nesterov, l1, l2, keep_input, keep_hidden = hyper
     L = len(Ws)
     n = order.shape[0]
@@ -596,18 +606,25 @@ def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0,
         B = min(batch_size, n - start)
         step = step0 + k
         xb, yb = xbuf[:B], ybuf[:B]
-        for i in range(B):  # gather this batch's rows
-            xb[i, :] = X[order[start + i], :]
-            yb[i, :] = Y[order[start + i], :]
-        if keep_input < 1.0:
-            _dropout(xb, keep_input, seed, step, 0)
-        m = _nonzero_columns(xb, flags, cols) if max_cols > 0 else 0
+        rows = order[start:start + B]
+        _gather(Y, rows, yb)
+        # The input: with input dropout, gathered into xb and dropped first.  Without, a sparse
+        # batch goes straight from X's rows to its compacted form and xb is not filled at all.
+        src, src_rows = X, rows
+        if keep_input < 1.0 or max_cols <= 0:
+            _gather(X, rows, xb)
+            src, src_rows = xbuf, identity[:B]
+            if keep_input < 1.0:
+                _dropout(xb, keep_input, seed, step, 0)
+        m = _nonzero_columns(src, src_rows, flags, cols) if max_cols > 0 else 0
         if 0 < m <= max_cols:  # a sparse batch: the first layer works on its m nonzero columns only
             xc = xc_buf[:B * m].reshape((B, m))
             Wc = Wc_buf[:m * n_1].reshape((m, n_1))
             Gc = Gc_buf[:m * n_1].reshape((m, n_1))
-            _compact(xb, Ws[0], cols, m, xc, Wc)
+            _compact(src, src_rows, Ws[0], cols, m, xc, Wc)
         else:
+            if max_cols > 0 and keep_input == 1.0:  # dense after all: now gather xb
+                _gather(X, rows, xb)
             xc = xc_buf[:0].reshape((0, 0))
             Wc = Wc_buf[:0].reshape((0, 0))
             Gc = Gc_buf[:0].reshape((0, 0))
@@ -653,7 +670,8 @@ def _sparse_buffers(n_in: int, n_1: int, rows: int, dt) -> tuple:
     """The sparse-input path's buffers (see _compact) and its column threshold, for one epoch."""
     max_cols = int(SPARSE_MAX_FILL * n_in)  # 0 or less: always dense
     return (np.zeros(n_in, dtype=np.uint8), np.zeros(n_in, dtype=np.int64), np.empty(rows * n_in, dtype=dt),
-            np.empty(n_in * n_1, dtype=dt), np.empty(n_in * n_1, dtype=dt), np.zeros(n_1, dtype=dt), max_cols)
+            np.empty(n_in * n_1, dtype=dt), np.empty(n_in * n_1, dtype=dt), np.zeros(n_1, dtype=dt),
+            np.arange(rows, dtype=np.int64), max_cols)
 
 
 def _tl(arrays) -> typed.List:

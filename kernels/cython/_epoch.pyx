@@ -29,6 +29,8 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+import numpy as np
+
 cimport _core
 from _core cimport real
 
@@ -79,6 +81,7 @@ cdef struct Data:
     void *Wc               # (n_in * n_1,) the gathered rows of W_1, m x n_1
     void *Gc               # (n_in * n_1,) dW_1's nonzero rows, m x n_1
     void *zero_row         # (n_1,) zeros: the gradient of a row outside the batch's columns
+    const int64_t *identity  # (batch,) 0, 1, 2, ...: the row numbers of xb
 
 
 cdef struct Stats:
@@ -88,30 +91,41 @@ cdef struct Stats:
     double *grad_norm_sum  # (n_layers,)
 
 
-cdef Py_ssize_t _nonzero_columns(const real *x, Py_ssize_t B, Py_ssize_t n, unsigned char *flags,
-                                 int64_t *cols) noexcept nogil:
-    """cols[:m] = the columns j with some x_ij != 0 (NaN counts as nonzero), ascending; returns m."""
+cdef Py_ssize_t _nonzero_columns(const real *X, Py_ssize_t n, const int64_t *rows, Py_ssize_t B,
+                                 unsigned char *flags, int64_t *cols) noexcept nogil:
+    """cols[:m] = the columns j with X_rj != 0 for some r in rows[:B] (NaN counts as nonzero), ascending; returns m."""
     cdef Py_ssize_t i, j, m = 0
+    cdef const real *xr
     for j in range(n):
         flags[j] = 0
     for i in range(B):
+        xr = &X[rows[i] * n]
         for j in range(n):
-            flags[j] |= x[i * n + j] != 0
+            flags[j] |= xr[j] != 0
     for j in range(n):  # branch-free: write j, keep it only if flagged
         cols[m] = j
         m += flags[j]
     return m
 
 
-cdef void _compact(const real *x, const real *W, Py_ssize_t B, Py_ssize_t n, Py_ssize_t n_1, const int64_t *cols,
-                   Py_ssize_t m, real *xc, real *Wc) noexcept nogil:
-    """xc = x[:, cols[:m]];  Wc = W[cols[:m], :]   (the nonzero columns of x and their rows of W)."""
+cdef void _compact(const real *X, Py_ssize_t n, const int64_t *rows, Py_ssize_t B, const real *W, Py_ssize_t n_1,
+                   const int64_t *cols, Py_ssize_t m, real *xc, real *Wc) noexcept nogil:
+    """xc = X[rows][:, cols[:m]];  Wc = W[cols[:m], :]   (the batch's nonzero columns and their rows of W)."""
     cdef Py_ssize_t i, q
+    cdef const real *xr
     for i in range(B):
+        xr = &X[rows[i] * n]
         for q in range(m):
-            xc[i * m + q] = x[i * n + cols[q]]
+            xc[i * m + q] = xr[cols[q]]
     for q in range(m):
         memcpy(&Wc[q * n_1], &W[cols[q] * n_1], n_1 * sizeof(real))
+
+
+cdef void _gather(const real *X, Py_ssize_t n, const int64_t *rows, Py_ssize_t B, real *out) noexcept nogil:
+    """out_i = X_{rows_i}."""
+    cdef Py_ssize_t i
+    for i in range(B):
+        memcpy(&out[i * n], &X[rows[i] * n], n * sizeof(real))
 
 
 cdef double _descend_rows(real *W, const real *Gc, real *v, const real *zero_row, const int64_t *cols, Py_ssize_t m,
@@ -150,7 +164,10 @@ cdef int _epoch(const real *X, const real *Y, const Data *d, Layer *layers, Py_s
     """One epoch: for batch k with dropout counter step0 + k, the steps of engine.run_epoch."""
     cdef Py_ssize_t n_in = layers[0].n_in, n_out = layers[L - 1].n_out
     cdef Py_ssize_t n_batches = (d.n + s.batch_size - 1) // s.batch_size
-    cdef Py_ssize_t k, start, B, i, j, l, row, pred, m = 0
+    cdef Py_ssize_t k, start, B, i, j, l, pred, m = 0
+    cdef const int64_t *rows
+    cdef const int64_t *src_rows
+    cdef const real *src
     cdef Py_ssize_t n_1 = layers[0].n_out
     cdef bint sparse
     cdef real *xc = <real *>d.xc
@@ -175,16 +192,22 @@ cdef int _epoch(const real *X, const real *Y, const Data *d, Layer *layers, Py_s
         B = min(s.batch_size, d.n - start)
         step = s.step0 + k
         inv_b = 1.0 / B
-        for i in range(B):  # gather this batch's rows
-            row = d.order[start + i]
-            memcpy(&xb[i * n_in], &X[row * n_in], n_in * sizeof(real))
-            memcpy(&yb[i * n_out], &Y[row * n_out], n_out * sizeof(real))
-        if s.keep_input < 1:
-            _core.dropout(xb, B * n_in, s.keep_input, s.seed, step, 0)
-        m = _nonzero_columns(xb, B, n_in, d.flags, d.cols) if d.max_cols > 0 else 0
+        rows = &d.order[start]
+        _gather(Y, n_out, rows, B, yb)
+        # The input: with input dropout, gathered into xb and dropped first.  Without, a sparse
+        # batch goes straight from X's rows to its compacted form and xb is not filled at all.
+        src, src_rows = X, rows
+        if s.keep_input < 1 or d.max_cols <= 0:
+            _gather(X, n_in, rows, B, xb)
+            src, src_rows = xb, d.identity
+            if s.keep_input < 1:
+                _core.dropout(xb, B * n_in, s.keep_input, s.seed, step, 0)
+        m = _nonzero_columns(src, n_in, src_rows, B, d.flags, d.cols) if d.max_cols > 0 else 0
         sparse = 0 < m <= d.max_cols  # then the first layer works on the m nonzero columns only
         if sparse:
-            _compact(xb, <real *>layers[0].W, B, n_in, n_1, d.cols, m, xc, Wc)
+            _compact(src, n_in, src_rows, B, <real *>layers[0].W, n_1, d.cols, m, xc, Wc)
+        elif d.max_cols > 0 and s.keep_input == 1:  # dense after all: now gather xb
+            _gather(X, n_in, rows, B, xb)
 
         # forward: z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l) [* m / keep]
         a_prev = xb
@@ -280,8 +303,8 @@ def train_epoch(tuple data, list layers, object hyper, int loss, Py_ssize_t batc
     hyper:  fastnn.engine.Hyper (lr, momentum, nesterov, l1, l2, keep_input, keep_hidden, seed)
     grad_norm_sum: (n_layers,) float64, incremented by ||dW_l||_F per batch
     sparse: None (always dense) or (max_cols, flags uint8 (n_in,), cols int64 (n_in,), xc (batch * n_in,),
-            Wc (n_in * n_1,), Gc (n_in * n_1,), zero_row (n_1,) zeros): the sparse-input path's threshold
-            and buffers
+            Wc (n_in * n_1,), Gc (n_in * n_1,), zero_row (n_1,) zeros, identity int64 arange(batch)):
+            the sparse-input path's threshold and buffers
     """
     X, Y, labels, order, xbuf, ybuf = data
     cdef Py_ssize_t L = len(layers), l, n_rows = X.shape[0], n_in, n_out, n
@@ -314,8 +337,9 @@ def train_epoch(tuple data, list layers, object hyper, int loss, Py_ssize_t batc
     d.xbuf = _address(xbuf, dtype, (ws_rows, n_in), "workspace x")
     d.ybuf = _address(ybuf, dtype, (ws_rows, n_out), "workspace y")
     d.max_cols = 0
+    d.identity = NULL
     if sparse is not None:
-        max_cols, flags, cols, xc, Wc, Gc, zero_row = sparse
+        max_cols, flags, cols, xc, Wc, Gc, zero_row, identity = sparse
         n_1 = layers[0][1].shape[1]
         d.max_cols = max_cols
         d.flags = <unsigned char *>_address(flags, "uint8", (n_in,), "sparse flags")
@@ -326,6 +350,9 @@ def train_epoch(tuple data, list layers, object hyper, int loss, Py_ssize_t batc
         d.zero_row = _address(zero_row, dtype, (n_1,), "sparse zero_row")
         if d.zero_row != NULL and zero_row.any():
             raise ValueError("train_epoch: sparse zero_row must be all zeros")
+        d.identity = <const int64_t *>_address(identity, "int64", (ws_rows,), "sparse identity")
+        if ws_rows and (identity != np.arange(ws_rows)).any():
+            raise ValueError("train_epoch: sparse identity must be 0, 1, ..., batch - 1")
 
     cdef Settings s
     s.loss = loss
