@@ -325,6 +325,25 @@ def run_suite(case_list: list[Case], min_time: float = 0.2, progress: Callable[[
 # --------------------------------------------------------------------------- reports
 
 
+def cpu_model() -> str:
+    """The CPU's model name and widest x86 vector extension (from /proc/cpuinfo on Linux), else what
+    platform knows.  The vector width decides which BLAS kernels run, so reports carry it."""
+    name, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip().lower() == "model name" and not name:
+                    name = value.strip()
+                elif key.strip().lower() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine()
+    isa = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "")
+    return f"{name} ({isa})" if isa else name
+
+
 def machine_info() -> dict:
     from threadpoolctl import threadpool_info
 
@@ -335,6 +354,7 @@ def machine_info() -> dict:
         "fastnn": fastnn.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": fastnn.get_num_threads(),
         "blas_env": fastnn.cpu.blas_settings(),
@@ -351,7 +371,7 @@ def markdown(records: list[Record], info: dict | None = None) -> str:
     """The report as a Markdown table: one row per case, grouped by kernel and size."""
     lines = []
     if info:
-        lines.append(f"Measured {info['date']} on {info['cpu_count']} cores, {info['threads']} threads, "
+        lines.append(f"Measured {info['date']} on {info.get('cpu', '?')}, {info['cpu_count']} cores, {info['threads']} threads, "
                      f"{', '.join(info['pools'])}; BLAS env {info['blas_env'] or 'default'}.")
         lines.append("")
     lines += ["| kernel / size | backend | median | IQR | speed-up vs numpy | max rel. error vs numpy |",

@@ -11,6 +11,11 @@ import math
 
 from fastnn.codes import ELU, ELU_ALPHA, LEAKY_RELU, LEAKY_SLOPE, PRELU, RELU, SIGMOID, TANH
 
+# In Numba's CUDA simulator these functions run in many Python threads that iterate this module's
+# globals on every call; a first warning (an exp overflow) would add __warningregistry__ to them
+# mid-iteration.  Defined up front, the globals never change size (see kernels/numba_cuda.py).
+__warningregistry__: dict = {}
+
 
 def compile_with(decorate):
     """(sigmoid, f, df) compiled by ``decorate`` (e.g. njit(inline='always') or cuda.jit(device=True))."""

@@ -4,7 +4,8 @@ Each public kernel is a thin wrapper that hands contiguous arrays to a private c
 (the first line of whose docstring is its equation).  Matrix products go to BLAS through
 ``np.dot`` inside njit; ``matmul_blocked`` is a hand-written cache-blocked kernel kept for
 teaching and for the benchmarks.  Elementwise work is serial: at these sizes a ``prange`` over
-it never paid off against BLAS owning the cores (see DESIGN.md, "Performance habits").
+it never paid off against BLAS owning the cores (see DESIGN.md, "Performance habits").  The fused
+epoch runs a sparse batch's first layer on its nonzero input columns only ("sparse input" below).
 """
 from __future__ import annotations
 

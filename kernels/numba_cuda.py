@@ -96,6 +96,13 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2^-53
 
+# Numba's CUDA simulator runs each block's threads as Python threads and, on every device-function
+# call, iterates the function's module globals (this module's).  The first warning raised from this
+# module's code (the hash's NumPy uint64 overflow in the simulator) makes Python's warnings machinery
+# add ``__warningregistry__`` to those globals, and a thread iterating them at that moment fails with
+# "dictionary changed size during iteration".  Defining the registry up front keeps the dict's size fixed.
+__warningregistry__: dict = {}
+
 # A tiny batch is a tiny grid: that is expected here, so Numba's low-occupancy hint is noise.
 warnings.filterwarnings("ignore", message=r"Grid size .* will likely result in GPU under-utilization")
 

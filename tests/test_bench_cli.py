@@ -56,3 +56,10 @@ def test_group_is_timed_round_robin():
 def test_epochs_only_skips_kernels():
     cs = list(bench.cases(quick=True, backends_=["numpy"], kernels=False, peers=False))
     assert cs and all(c.group.startswith("epoch") for c in cs)
+
+
+def test_report_names_the_cpu():
+    info = bench.machine_info()
+    assert info["cpu"] and isinstance(info["cpu"], str)
+    rec = bench.Record("matmul x", "numpy", median_s=1.0, iqr_s=0.0, rounds=3, first_call_s=0.0)
+    assert bench.markdown([rec], info).startswith(f"Measured {info['date']} on {info['cpu']}, ")
