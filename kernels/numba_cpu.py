@@ -542,22 +542,30 @@ def _step(W, G, v, inv_b, l1, l2, lr, mu, nesterov):
     """g = G / B + l2 W + l1 sign(W);  SGD/momentum step with g;  returns ||g||^2.
 
     param_grads, the gradient norm and sgd_update fused into one pass over memory: at batch 32
-    these elementwise passes cost as much as the matrix products.
+    these elementwise passes cost as much as the matrix products.  The step is computed in W's
+    dtype, as the reference does (float64 scalars would widen every float32 element, halving the
+    vector width); the norm is summed in float64.  Plain SGD gets its own branch-free loop.
     """
     w, gr, vv = W.reshape(-1), G.reshape(-1), v.reshape(-1)
+    t = w.dtype.type
+    ib, a1, a2, eta, m = t(inv_b), t(l1), t(l2), t(lr), t(mu)
     sq = 0.0
-    regularised = l1 != 0.0 or l2 != 0.0
+    if l1 == 0.0 and l2 == 0.0 and mu == 0.0:
+        for i in range(w.shape[0]):
+            g = gr[i] * ib
+            sq += float(g) * float(g)
+            w[i] -= eta * g
+        return sq
     for i in range(w.shape[0]):
-        g = gr[i] * inv_b
-        if regularised:
-            wi = w[i]
-            g += l2 * wi + l1 * (1.0 if wi > 0 else (-1.0 if wi < 0 else 0.0))
+        g = gr[i] * ib
+        wi = w[i]
+        g += a2 * wi + a1 * (t(1.0) if wi > 0 else (t(-1.0) if wi < 0 else t(0.0)))
         sq += float(g) * float(g)
         if mu == 0.0:
-            w[i] -= lr * g
+            w[i] -= eta * g
         else:
-            vv[i] = mu * vv[i] - lr * g
-            w[i] += (mu * vv[i] - lr * g) if nesterov else vv[i]
+            vv[i] = m * vv[i] - eta * g
+            w[i] += (m * vv[i] - eta * g) if nesterov else vv[i]
     return sq
 
 
