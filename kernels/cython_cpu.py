@@ -16,6 +16,7 @@ import numpy as np
 
 from fastnn import codes
 from fastnn.engine import EpochStats
+from fastnn.kernels import sparse_input
 from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401
 
 NAME = "cython"
@@ -159,19 +160,6 @@ def dropout(x, keep: float, seed: int, step: int, layer: int) -> None:
 # --------------------------------------------------------------------------- the fused epoch
 
 
-SPARSE_MAX_FILL = 0.9  # the fused epoch compacts an input batch with at most this fraction of nonzero columns
-
-
-def _sparse_buffers(n_in: int, n_1: int, rows: int, dt) -> tuple | None:
-    """The sparse-input path's column threshold and buffers (see _epoch.pyx), for one epoch; None: dense."""
-    max_cols = int(SPARSE_MAX_FILL * n_in)
-    if max_cols <= 0:
-        return None
-    return (max_cols, np.zeros(n_in, dtype=np.uint8), np.zeros(n_in, dtype=np.int64), np.empty(rows * n_in, dtype=dt),
-            np.empty(n_in * n_1, dtype=dt), np.empty(n_in * n_1, dtype=dt), np.zeros(n_1, dtype=dt),
-            np.arange(rows, dtype=np.int64))
-
-
 def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
     """A whole epoch in one nogil call; same signature and results as fastnn.engine.run_epoch."""
     if getattr(spec, "residual", False):
@@ -195,6 +183,6 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     grad_norm_sum = np.zeros(spec.n_layers)
     loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(
         (X, Y, labels, order, ws.x, ws.y), layers, hyper, spec.loss, int(batch_size), int(step0),
-        grad_norm_sum, _sparse_buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
+        grad_norm_sum, sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
     return EpochStats(loss_sum=float(loss_sum), correct=int(correct), n_seen=int(n_seen),
                       grad_norm_sum=grad_norm_sum, n_batches=int(n_batches), diverged=bool(diverged))

@@ -31,7 +31,7 @@ from fastnn.codes import (
 )
 from fastnn.engine import EpochStats
 from fastnn.kernels.numba_config import jit
-from fastnn.kernels import formulas
+from fastnn.kernels import formulas, sparse_input
 from fastnn.kernels.numpy_ref import GOLDEN, assign, dropout_key, empty, to_device, to_host  # noqa: F401
 
 NAME = "numba"
@@ -438,7 +438,7 @@ def dropout(x, keep: float, seed: int, step: int, layer: int) -> None:
 # product with an exact zero adds an exact zero); only BLAS's order of additions differs.  Dense
 # inputs (standardised features) take the plain path: the test costs one pass over the batch.
 
-SPARSE_MAX_FILL = 0.9  # compact the input when at most this fraction of its columns is nonzero
+# The threshold and the buffers: kernels/sparse_input.py (shared with the Cython backend).
 
 
 @jit
@@ -675,14 +675,6 @@ def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0,
     return loss_sum, correct, n_seen, n_batches, diverged
 
 
-def _sparse_buffers(n_in: int, n_1: int, rows: int, dt) -> tuple:
-    """The sparse-input path's buffers (see _compact) and its column threshold, for one epoch."""
-    max_cols = int(SPARSE_MAX_FILL * n_in)  # 0 or less: always dense
-    return (np.zeros(n_in, dtype=np.uint8), np.zeros(n_in, dtype=np.int64), np.empty(rows * n_in, dtype=dt),
-            np.empty(n_in * n_1, dtype=dt), np.empty(n_in * n_1, dtype=dt), np.zeros(n_1, dtype=dt),
-            np.arange(rows, dtype=np.int64), max_cols)
-
-
 def _tl(arrays) -> typed.List:
     return typed.List(arrays)
 
@@ -702,7 +694,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     gn = np.zeros(spec.n_layers)
     loss_sum, correct, n_seen, n_batches, diverged = _epoch(
         data, np.array(spec.acts, dtype=np.int64), spec.loss, params, vel, bufs,
-        _sparse_buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt), h,
+        sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt), h,
         np.uint64(hyper.seed), np.int64(step0), batch_size, gn)
     return EpochStats(loss_sum=loss_sum, correct=int(correct), n_seen=int(n_seen), grad_norm_sum=gn,
                       n_batches=int(n_batches), diverged=bool(diverged))

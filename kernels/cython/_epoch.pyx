@@ -302,9 +302,8 @@ def train_epoch(tuple data, list layers, object hyper, int loss, Py_ssize_t batc
             alpha, valpha, dalpha are (0,) arrays for layers that are not PReLU
     hyper:  fastnn.engine.Hyper (lr, momentum, nesterov, l1, l2, keep_input, keep_hidden, seed)
     grad_norm_sum: (n_layers,) float64, incremented by ||dW_l||_F per batch
-    sparse: None (always dense) or (max_cols, flags uint8 (n_in,), cols int64 (n_in,), xc (batch * n_in,),
-            Wc (n_in * n_1,), Gc (n_in * n_1,), zero_row (n_1,) zeros, identity int64 arange(batch)):
-            the sparse-input path's threshold and buffers
+    sparse: None (always dense) or fastnn.kernels.sparse_input.buffers(...): (flags, cols, xc, Wc, Gc,
+            zero_row, identity, max_cols), the sparse-input path's buffers and threshold
     """
     X, Y, labels, order, xbuf, ybuf = data
     cdef Py_ssize_t L = len(layers), l, n_rows = X.shape[0], n_in, n_out, n
@@ -339,7 +338,7 @@ def train_epoch(tuple data, list layers, object hyper, int loss, Py_ssize_t batc
     d.max_cols = 0
     d.identity = NULL
     if sparse is not None:
-        max_cols, flags, cols, xc, Wc, Gc, zero_row, identity = sparse
+        flags, cols, xc, Wc, Gc, zero_row, identity, max_cols = sparse
         n_1 = layers[0][1].shape[1]
         d.max_cols = max_cols
         d.flags = <unsigned char *>_address(flags, "uint8", (n_in,), "sparse flags")
