@@ -13,8 +13,11 @@ tiny OpenMP program: -fopenmp (GCC, Clang), -Xpreprocessor -fopenmp -lomp (Apple
 libomp) or /openmp (MSVC); otherwise the same sources compile without it, serial.  Set
 FASTNN_OPENMP=0 to build without OpenMP on purpose.
 
-Compiler flags live here and only here: -O3, and nothing of -ffast-math (NaN and inf must survive
-so that a diverging run is detected).  The code targets the compiler's portable default CPU;
+Compiler flags live here and only here: -O3 and -fno-trapping-math, and nothing of -ffast-math
+(NaN and inf must survive so that a diverging run is detected, and the vectorisable e^x of
+_core.pxd relies on exact IEEE rounding).  -fno-trapping-math only drops the assumption that a
+float operation may trap (fastnn never enables FP traps or reads the exception flags); without it
+GCC will not turn the selects of e^x and tanh into vector blends, and those loops stay scalar.  The code targets the compiler's portable default CPU;
 FASTNN_MARCH_NATIVE=1 adds -march=native for a build that only this machine will run.
 """
 from __future__ import annotations
@@ -117,7 +120,7 @@ class BuildExt(build_ext):
                   "(matmul_blocked runs on one thread)")
         else:
             print(f"fastnn: building the Cython backend with OpenMP ({' '.join(flags[0])})")
-        optimise = [] if self.compiler.compiler_type == "msvc" else ["-O3"]
+        optimise = [] if self.compiler.compiler_type == "msvc" else ["-O3", "-fno-trapping-math"]
         if _env_flag("FASTNN_MARCH_NATIVE", False) and self.compiler.compiler_type != "msvc":
             # Faster hand-written matmul and dropout hash, but the build then runs only on CPUs
             # like this one: never for wheels that other machines install.

@@ -17,14 +17,23 @@ from fastnn.codes import ELU, ELU_ALPHA, LEAKY_RELU, LEAKY_SLOPE, PRELU, RELU, S
 __warningregistry__: dict = {}
 
 
-def compile_with(decorate):
-    """(sigmoid, f, df) compiled by ``decorate`` (e.g. njit(inline='always') or cuda.jit(device=True))."""
+def compile_with(decorate, vector_math=None):
+    """(sigmoid, f, df) compiled by ``decorate`` (e.g. njit(inline='always') or cuda.jit(device=True)).
 
-    @decorate
-    def sigmoid(z):
-        """s(z) = 1 / (1 + e^-z), through e^-|z| so it never overflows."""
-        e = math.exp(-abs(z))
-        return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+    vector_math: a module with exp, expm1, tanh and sigmoid written to vectorise on a CPU
+    (kernels/vecmath.py, what the Numba CPU backend passes); None: the ``math`` module's, which on a
+    GPU are the device's own fast functions.
+    """
+    if vector_math is None:
+        exp, expm1, tanh = math.exp, math.expm1, math.tanh
+
+        @decorate
+        def sigmoid(z):
+            """s(z) = 1 / (1 + e^-z), through e^-|z| so it never overflows."""
+            e = exp(-abs(z))
+            return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+    else:
+        exp, expm1, tanh, sigmoid = vector_math.exp, vector_math.expm1, vector_math.tanh, vector_math.sigmoid
 
     @decorate
     def f(act, z, alpha):
@@ -34,11 +43,11 @@ def compile_with(decorate):
         if act == SIGMOID:
             return sigmoid(z)
         if act == TANH:
-            return math.tanh(z)
+            return tanh(z)
         if act == LEAKY_RELU:
             return z if z > 0 else LEAKY_SLOPE * z
         if act == ELU:
-            return z if z > 0 else ELU_ALPHA * math.expm1(z)
+            return z if z > 0 else ELU_ALPHA * expm1(z)
         if act == PRELU:
             return z if z > 0 else alpha * z
         return z  # IDENTITY
@@ -52,12 +61,12 @@ def compile_with(decorate):
             s = sigmoid(z)
             return s * (1.0 - s)
         if act == TANH:
-            t = math.tanh(z)
+            t = tanh(z)
             return 1.0 - t * t
         if act == LEAKY_RELU:
             return 1.0 if z > 0 else LEAKY_SLOPE
         if act == ELU:
-            return 1.0 if z > 0 else ELU_ALPHA * math.exp(z)
+            return 1.0 if z > 0 else ELU_ALPHA * exp(z)
         if act == PRELU:
             return 1.0 if z > 0 else alpha
         return 1.0  # IDENTITY

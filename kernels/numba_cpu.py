@@ -31,7 +31,7 @@ from fastnn.codes import (
 )
 from fastnn.engine import EpochStats
 from fastnn.kernels.numba_config import jit
-from fastnn.kernels import formulas, sparse_input
+from fastnn.kernels import formulas, sparse_input, vecmath
 from fastnn.kernels.numpy_ref import GOLDEN, assign, dropout_key, empty, to_device, to_host  # noqa: F401
 
 NAME = "numba"
@@ -50,7 +50,8 @@ def _c(x: np.ndarray) -> np.ndarray:
 # One definition of f and f' shared by every kernel below (and by the fused epoch).
 
 
-_sigmoid, _f, _df = formulas.compile_with(jit(inline="always"))  # kernels/formulas.py
+# exp, tanh and the sigmoid from kernels/vecmath.py: arithmetic that vectorises, not one libm call per element
+_sigmoid, _f, _df = formulas.compile_with(jit(inline="always"), vecmath)  # kernels/formulas.py
 
 
 # --------------------------------------------------------------------------- matrix products
@@ -140,7 +141,7 @@ def _softmax(z, a):
             m = max(m, z[i, j])
         s = 0.0
         for j in range(n):
-            e = math.exp(z[i, j] - m)
+            e = vecmath.exp(z[i, j] - m)
             a[i, j] = e
             s += e
         inv = 1.0 / s
