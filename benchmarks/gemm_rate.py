@@ -26,6 +26,9 @@ def _dot_tn(A, D, C):
 
 
 def _rate(fn, flop: float, seconds: float = 0.3) -> float:
+    # NumPy and SciPy bundle separate OpenBLAS builds; the previous measurement's threads spin for
+    # about 0.1 s before they sleep (fastnn/bench.py, SETTLE_S): let them, or they steal a core.
+    time.sleep(0.3)
     fn()
     t0, k = time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:

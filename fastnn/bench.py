@@ -266,18 +266,32 @@ def _record(case: Case, times: list[float], first: float) -> Record:
     return Record(case.group, case.backend, statistics.median(times), q[2] - q[0], len(times), first)
 
 
-def measure_group(group: list[Case], min_time: float = 0.2, min_rounds: int = 3, max_rounds: int = 50) -> list[Record]:
+# An OpenBLAS worker spins for 2^28 cycles (about 0.1 s at 2.5 GHz) after its last job before it
+# sleeps.  NumPy and SciPy each bundle their own OpenBLAS (and PyTorch its own threads), so a case
+# that follows one on another library shares the cores with that library's spinning threads: on
+# this 2-core machine an epoch right after NumPy's took 0.62 s, 0.51 s after a 0.5 s pause
+# (medians of 5, batch 512, 2026-12-02).  Cases of at least SETTLE_AFTER_S therefore start after
+# a pause of SETTLE_S, as long as 2^28 cycles at 1 GHz; shorter ones (kernels) would take too long.
+SETTLE_S = 0.3
+SETTLE_AFTER_S = 0.05
+
+
+def measure_group(group: list[Case], min_time: float = 0.2, min_rounds: int = 3, max_rounds: int = 50,
+                  settle_s: float = SETTLE_S) -> list[Record]:
     """Time the cases of one group round-robin: first calls (compile + run) apart, then rounds of one
     run per case until each has ``min_rounds`` runs and ``min_time`` seconds (or ``max_rounds``).
 
     Round-robin, not one case after another, because a shared machine drifts: a noisy neighbour or
     a CPU that clocks down after a minute of load would otherwise favour whichever case ran first,
-    and the ratios between backends are what the report is for.
+    and the ratios between backends are what the report is for.  A case whose first call took at
+    least SETTLE_AFTER_S starts each run after a pause of ``settle_s`` (see SETTLE_S).
     """
     firsts = [_timed(case) for case in group]
     times: list[list[float]] = [[] for _ in group]
     while True:
-        for case, ts in zip(group, times):
+        for case, ts, first in zip(group, times, firsts):
+            if settle_s > 0 and first >= SETTLE_AFTER_S:
+                time.sleep(settle_s)
             ts.append(_timed(case))
         n = len(times[0])
         if n >= max_rounds or (n >= min_rounds and all(sum(ts) >= min_time for ts in times)):

@@ -53,6 +53,22 @@ def test_group_is_timed_round_robin():
     assert [r.backend for r in records] == ["a", "b", "c"] and all(r.rounds == 3 for r in records)
 
 
+def test_long_cases_start_after_a_pause(monkeypatch):
+    # another library's spinning BLAS threads must have gone to sleep before an epoch is timed
+    clock = {"t": 0.0}
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["t"])
+    slept = []
+    monkeypatch.setattr(bench.time, "sleep", lambda s: slept.append(s))
+
+    def run(seconds):
+        clock["t"] += seconds
+
+    group = [bench.Case("g", "long", run=lambda: run(1.0)), bench.Case("g", "short", run=lambda: run(0.001))]
+    records = bench.measure_group(group, min_time=0.0, min_rounds=3)
+    assert slept == [bench.SETTLE_S] * 3  # before each timed run of the long case, never the short one
+    assert records[0].median_s == 1.0  # and the pause is not part of the time
+
+
 def test_epochs_only_skips_kernels():
     cs = list(bench.cases(quick=True, backends_=["numpy"], kernels=False, peers=False))
     assert cs and all(c.group.startswith("epoch") for c in cs)
