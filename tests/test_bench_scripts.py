@@ -1,0 +1,29 @@
+"""The stand-alone benchmark scripts still run (tiny sizes; their timings are not checked here)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(*args: str) -> str:
+    out = subprocess.run([sys.executable, str(BENCHMARKS / args[0]), *args[1:], "--data", "/nonexistent"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_activations_script():
+    out = _run("activations.py", "--acts", "tanh,relu", "--rows", "640", "--rounds", "1")
+    assert "tanh: numpy" in out and "relu: numpy" in out
+
+
+@pytest.mark.skipif(not {"numba", "cython"} <= set(__import__("fastnn").backends.available()),
+                    reason="needs the numba and cython backends")
+def test_blas_settle_script():
+    out = _run("blas_settle.py", "--rows", "640", "--rounds", "1", "--batch", "64")
+    assert "after numpy:" in out and "after cython:" in out
