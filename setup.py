@@ -17,7 +17,10 @@ Compiler flags live here and only here: -O3 and -fno-trapping-math, and nothing 
 (NaN and inf must survive so that a diverging run is detected, and the vectorisable e^x of
 _core.pxd relies on exact IEEE rounding).  -fno-trapping-math only drops the assumption that a
 float operation may trap (fastnn never enables FP traps or reads the exception flags); without it
-GCC will not turn the selects of e^x and tanh into vector blends, and those loops stay scalar.  The code targets the compiler's portable default CPU;
+GCC will not turn the selects of e^x and tanh into vector blends, and those loops stay scalar.
+GCC also gets a larger inlining budget (INLINE_FLAGS): the fused epoch's update loops are only fast
+once inlined with their constants, and the vectorised activations had used up the default budget
+(momentum at batch 32: 0.76 s -> 0.86 s per epoch; with the budget 0.73 s).  The code targets the compiler's portable default CPU;
 FASTNN_MARCH_NATIVE=1 adds -march=native for a build that only this machine will run.
 """
 from __future__ import annotations
@@ -43,6 +46,12 @@ int main(void) {
     return (n > 0 && omp_get_max_threads() > 0) ? 0 : 1;
 }
 """
+
+
+# GCC's IPA inliner stops at +40% of the unit's size by default; fastnn's kernels are small
+# functions meant to be inlined with constant arguments (_core.pxd).  A compiler that does not
+# know the flags (clang warns they are unused) is probed with -Werror and simply goes without.
+INLINE_FLAGS = ["--param", "inline-unit-growth=1000", "--param", "large-function-growth=1000"]
 
 
 def _warn(message: str) -> None:
@@ -85,6 +94,21 @@ def _env_flag(name: str, default: bool) -> bool:
     return value not in ("0", "false", "no", "off")
 
 
+def _accepted(compiler, flags: list[str]) -> bool:
+    """True if this compiler compiles a trivial C file with these flags and -Werror."""
+    tmp = tempfile.mkdtemp(prefix="fastnn-flags-")
+    try:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w") as fh:
+            fh.write("int fastnn_probe(int x) { return x + 1; }\n")
+        compiler.compile([source], output_dir=tmp, extra_postargs=[*flags, "-Werror"])
+        return True
+    except Exception:  # noqa: BLE001 - CompileError, a missing compiler binary
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _openmp_flags(compiler) -> tuple[list[str], list[str]] | None:
     """(compile flags, link flags) that build and link an OpenMP program with this compiler, or None."""
     if not _env_flag("FASTNN_OPENMP", True):
@@ -121,6 +145,8 @@ class BuildExt(build_ext):
         else:
             print(f"fastnn: building the Cython backend with OpenMP ({' '.join(flags[0])})")
         optimise = [] if self.compiler.compiler_type == "msvc" else ["-O3", "-fno-trapping-math"]
+        if optimise and _accepted(self.compiler, INLINE_FLAGS):
+            optimise += INLINE_FLAGS
         if _env_flag("FASTNN_MARCH_NATIVE", False) and self.compiler.compiler_type != "msvc":
             # Faster hand-written matmul and dropout hash, but the build then runs only on CPUs
             # like this one: never for wheels that other machines install.

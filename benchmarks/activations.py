@@ -1,9 +1,9 @@
 """One training epoch per hidden activation and backend: what the vectorised e^x and tanh buy.
 
     FASTNN_MNIST=../shared/data/mnist python benchmarks/activations.py [--acts sigmoid,tanh,elu,relu]
-        [--batch 128] [--rounds 5] [--rows 60000]
+        [--batch 128] [--rounds 5] [--rows 60000] [--momentum 0.9] [--l2 1e-4]
 
-For each activation, one MNIST epoch (784-256-128-10, softmax / cross-entropy, plain SGD, float32)
+For each activation, one MNIST epoch (784-256-128-10, softmax / cross-entropy, SGD, float32)
 per backend (numpy, numba, cython, and PyTorch when it is installed), round-robin, ``--rounds``
 times; prints the medians, each backend's speed-up over numpy and torch's time over each.
 ReLU is the control: it has no transcendental function.
@@ -22,7 +22,7 @@ from fastnn import bench
 TORCH_ACT = {"sigmoid": "Sigmoid", "tanh": "Tanh", "elu": "ELU", "relu": "ReLU"}
 
 
-def _torch_epoch(act: str, X: np.ndarray, y: np.ndarray, batch: int):
+def _torch_epoch(act: str, X: np.ndarray, y: np.ndarray, batch: int, momentum: float, l2: float):
     """The same network, loop and optimiser in PyTorch (None when torch is not installed)."""
     try:
         import torch
@@ -33,7 +33,8 @@ def _torch_epoch(act: str, X: np.ndarray, y: np.ndarray, batch: int):
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
     f = getattr(torch.nn, TORCH_ACT[act])
     net = torch.nn.Sequential(torch.nn.Linear(784, 256), f(), torch.nn.Linear(256, 128), f(), torch.nn.Linear(128, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=bench.EPOCH_LR)
+    # weight_decay = l2 on every parameter; fastnn penalises weights only (a small difference)
+    opt = torch.optim.SGD(net.parameters(), lr=bench.EPOCH_LR, momentum=momentum, weight_decay=l2)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def run() -> None:
@@ -53,20 +54,23 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--rows", type=int, default=60000, help="training rows per epoch")
+    ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--l2", type=float, default=0.0)
     ap.add_argument("--data", default=None, help="MNIST directory (default: $FASTNN_MNIST, else the bundled subset)")
     args = ap.parse_args()
     X, y = bench.epoch_data(args.data, n=args.rows)
     X = np.ascontiguousarray(X, dtype=np.float32)
     names = [n for n in ("numpy", "numba", "cython") if n in fastnn.backends.available()]
     print(f"{bench.cpu_model()}, {fastnn.get_num_threads()} threads; {len(X)} rows, batch {args.batch}, "
-          f"float32, medians of {args.rounds} round-robin epochs")
+          f"float32, momentum {args.momentum}, l2 {args.l2}, medians of {args.rounds} round-robin epochs")
     for act in args.acts.split(","):
         runs = {}
         for n in names:
-            m = fastnn.MLP(bench.LAYERS, activation=act, seed=0, backend=n, dtype="float32")
-            m.fit(X[:2000], y[:2000], epochs=1, batch_size=args.batch, lr=bench.EPOCH_LR, verbose=0)  # compile
-            runs[n] = (lambda m=m: m.fit(X, y, epochs=1, batch_size=args.batch, lr=bench.EPOCH_LR, verbose=0))
-        torch_run = _torch_epoch(act, X, y, args.batch)
+            m = fastnn.MLP(bench.LAYERS, activation=act, seed=0, backend=n, dtype="float32", l2=args.l2)
+            fit = dict(epochs=1, batch_size=args.batch, lr=bench.EPOCH_LR, momentum=args.momentum, verbose=0)
+            m.fit(X[:2000], y[:2000], **fit)  # compile
+            runs[n] = (lambda m=m, fit=fit: m.fit(X, y, **fit))
+        torch_run = _torch_epoch(act, X, y, args.batch, args.momentum, args.l2)
         if torch_run is not None:
             torch_run()  # warm-up
             runs["torch"] = torch_run
