@@ -483,7 +483,7 @@ def _gather(X, rows, out):
 
 
 @jit
-def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov, zero_row):
+def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov):
     """_step for a first layer whose B dW is nonzero only in rows cols[:m] (held in Gc); returns ||g||^2.
 
     Plain SGD leaves the other rows alone (their gradient is exactly 0); with a penalty or momentum
@@ -623,7 +623,8 @@ def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0,
     Ws, bs, alphas = params
     vWs, vbs, valphas = velocity
     xbuf, ybuf, zs, as_, deltas, gs, dWs, dbs, dalphas = bufs
-    flags, cols, xc_buf, Wc_buf, Gc_buf, zero_row, identity, max_cols = sparse  # max_cols <= 0: never compact
+    # max_cols <= 0: never compact; zero_row is the Cython backend's (here the 2-D loops of _step_rows use 0)
+    flags, cols, xc_buf, Wc_buf, Gc_buf, _zero_row, identity, max_cols = sparse
     lr, mu, nesterov, l1, l2, keep_input, keep_hidden = hyper
     L = len(Ws)
     n = order.shape[0]
@@ -672,7 +673,7 @@ def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0,
         nest = nesterov != 0.0
         for l in range(L):
             if l == 0 and xc.shape[1] > 0:
-                sq = _step_rows(Ws[0], Gc, vWs[0], cols, m, inv_b, l1, l2, lr, mu, nest, zero_row)
+                sq = _step_rows(Ws[0], Gc, vWs[0], cols, m, inv_b, l1, l2, lr, mu, nest)
             else:
                 sq = _step(Ws[l], dWs[l], vWs[l], inv_b, l1, l2, lr, mu, nest)
             grad_norm_sum[l] += math.sqrt(sq)
