@@ -20,7 +20,8 @@ float operation may trap (fastnn never enables FP traps or reads the exception f
 GCC will not turn the selects of e^x and tanh into vector blends, and those loops stay scalar.
 GCC also gets a larger inlining budget (INLINE_FLAGS): the fused epoch's update loops are only fast
 once inlined with their constants, and the vectorised activations had used up the default budget
-(momentum at batch 32: 0.76 s -> 0.86 s per epoch; with the budget 0.73 s).  The code targets the compiler's portable default CPU;
+(cython alone, momentum, batch 32, four epochs in a throwaway script: 0.76 s -> 0.86 s per epoch;
+0.73 s with the budget).  The code targets the compiler's portable default CPU;
 FASTNN_MARCH_NATIVE=1 adds -march=native for a build that only this machine will run.
 """
 from __future__ import annotations

@@ -269,8 +269,8 @@ def _record(case: Case, times: list[float], first: float) -> Record:
 # An OpenBLAS worker spins for 2^28 cycles (about 0.1 s at 2.5 GHz) after its last job before it
 # sleeps.  NumPy and SciPy each bundle their own OpenBLAS (and PyTorch its own threads), so a case
 # that follows one on another library shares the cores with that library's spinning threads: on
-# this 2-core machine an epoch right after NumPy's took 0.62 s, 0.51 s after a 0.5 s pause
-# (medians of 5, batch 512, 2026-12-02).  Cases of at least SETTLE_AFTER_S therefore start after
+# this 2-core machine a numba epoch right after NumPy's took 0.498 s, 0.446 s after the pause
+# (`python benchmarks/blas_settle.py --rounds 9`, batch 512, medians of 9, 2026-12-02).  Cases of at least SETTLE_AFTER_S therefore start after
 # a pause of SETTLE_S, as long as 2^28 cycles at 1 GHz; shorter ones (kernels) would take too long.
 SETTLE_S = 0.3
 SETTLE_AFTER_S = 0.05

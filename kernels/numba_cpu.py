@@ -490,7 +490,7 @@ def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov):
     they still move, with gradient 0 (+ penalty).
     """
     # 2-D loops, not a _step call per row: a call with its row views and reshapes cost more than the
-    # arithmetic (about 5% of a batch-32 epoch for plain SGD, all 784 rows with momentum)
+    # arithmetic (in a perf profile about 5% of a batch-32 epoch for plain SGD; all 784 rows with momentum)
     t = W.dtype.type
     ib, a1, a2, eta, mm, one, zero = t(inv_b), t(l1), t(l2), t(lr), t(mu), t(1.0), t(0.0)
     sq = 0.0

@@ -53,8 +53,8 @@ cdef extern from *:
 
 # --------------------------------------------------------------------------- vectorisable e^x
 # float e^x, e^x - 1, tanh and the sigmoid in arithmetic, bit operations and selects, so that the
-# loops below vectorise (libm's expf/tanhf are one call per element: a tanh layer ran 20-80x slower
-# than NumPy's SIMD np.tanh).  The same algorithm and constants as kernels/vecmath.py (the Numba
+# loops below vectorise (libm's expf/tanhf are one call per element: a tanh layer ran about 8x slower
+# than NumPy's SIMD np.tanh; benchmarks/results-2026-12-02-activations.md).  The same algorithm and constants as kernels/vecmath.py (the Numba
 # backend), whose docstring explains them and the accuracy (2 ulp): x = n ln2 + r by "magic number"
 # rounding, Cephes's polynomial for e^r - 1 - r, 2^n built in the exponent bits.  double keeps the
 # C library's functions (gradient checks need its last digits).  The C compiler must not
