@@ -3,8 +3,9 @@
     python benchmarks/gemm_rate.py                            # with the environment as it is
     OPENBLAS_CORETYPE=SkylakeX python benchmarks/gemm_rate.py  # AVX-512 kernels (Zen 4, Intel)
 
-Compares np.matmul (numpy's OpenBLAS) with np.dot inside njit (scipy's OpenBLAS, what the Numba
-backend calls), forward (B x 784 @ 784 x 256) and weight gradient (784 x B @ B x 256).
+Compares np.matmul (numpy's OpenBLAS, what the compiled backends call by default: kernels/blas.py) with
+np.dot inside njit (scipy's OpenBLAS, their fallback, FASTNN_BLAS=scipy), forward (B x 784 @ 784 x 256)
+and weight gradient (784 x B @ B x 256).
 """
 from __future__ import annotations
 

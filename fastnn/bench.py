@@ -358,6 +358,16 @@ def cpu_model() -> str:
     return f"{name} ({isa})" if isa else name
 
 
+def _blas_choice() -> str:
+    from fastnn.kernels import blas
+
+    try:
+        choice = blas.choice()
+    except (ValueError, ImportError) as exc:
+        return f"none ({exc})"
+    return f"{choice.name} {choice.version or ''}".rstrip()
+
+
 def machine_info() -> dict:
     from threadpoolctl import threadpool_info
 
@@ -373,6 +383,7 @@ def machine_info() -> dict:
         "threads": fastnn.get_num_threads(),
         "blas_env": fastnn.cpu.blas_settings(),
         "pools": [f"{p.get('internal_api')} {p.get('version')} x{p.get('num_threads')}" for p in threadpool_info()],
+        "compiled_blas": _blas_choice(),
         "backends": backends.available(),
     }
 
@@ -386,7 +397,8 @@ def markdown(records: list[Record], info: dict | None = None) -> str:
     lines = []
     if info:
         lines.append(f"Measured {info['date']} on {info.get('cpu', '?')}, {info['cpu_count']} cores, {info['threads']} threads, "
-                     f"{', '.join(info['pools'])}; BLAS env {info['blas_env'] or 'default'}.")
+                     f"{', '.join(info['pools'])}; numba/cython call {info.get('compiled_blas', '?')}'s BLAS; "
+                     f"BLAS env {info['blas_env'] or 'default'}.")
         lines.append("")
     lines += ["| kernel / size | backend | median | IQR | speed-up vs numpy | max rel. error vs numpy |",
               "|---|---|---:|---:|---:|---:|"]

@@ -30,8 +30,8 @@ def set_num_threads(n: int) -> None:
     cores = os.cpu_count() or 1
     if n > cores:
         raise ValueError(f"n={n} threads is more than the {cores} CPU cores here; use at most {cores}")
-    # Load every pool first (scipy's BLAS is what the compiled backends call; Numba's threading
-    # layer may bring in libgomp), then limit them all.
+    # Load every pool first (SciPy's BLAS, which the compiled backends call when NumPy's is not
+    # usable: kernels/blas.py; Numba's threading layer may bring in libgomp), then limit them all.
     import scipy.linalg.cython_blas  # noqa: F401
     from threadpoolctl import threadpool_limits
 

@@ -2,10 +2,10 @@
 
 A thin re-export.  The compiled kernels (``_kernels.pyx``) take C-contiguous float32/float64
 arrays and check shapes; the wrappers here only copy strided inputs to C order, as the contract
-allows any view as input.  Matrix products go to scipy's BLAS (sgemm/dgemm through
-``scipy.linalg.cython_blas``); ``matmul(..., method="blocked")`` is a hand-written cache-blocked
-kernel on OpenMP threads, for teaching and comparison.  ``train_epoch`` runs a whole epoch in one
-nogil call (``_epoch.pyx``).
+allows any view as input.  Matrix products go to NumPy's bundled OpenBLAS through a CBLAS
+function pointer, or to SciPy's (``scipy.linalg.cython_blas``) where NumPy has none (kernels/blas.py);
+``matmul(..., method="blocked")`` is a hand-written cache-blocked kernel on OpenMP threads, for
+teaching and comparison.  ``train_epoch`` runs a whole epoch in one nogil call (``_epoch.pyx``).
 
 If the extensions were not built (no C compiler or no Cython at install time) importing this module
 raises ImportError saying so and how to fix it, and fastnn lists the backend as unavailable.
@@ -16,7 +16,7 @@ import numpy as np
 
 from fastnn import codes
 from fastnn.engine import EpochStats
-from fastnn.kernels import sparse_input
+from fastnn.kernels import blas, sparse_input
 from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401
 
 NAME = "cython"
@@ -47,6 +47,11 @@ def check_available() -> None:
 check_available()
 
 HAVE_OPENMP: bool = _kernels.HAVE_OPENMP
+
+# Matrix products: NumPy's bundled OpenBLAS when usable, else SciPy's (kernels/blas.py says why).
+BLAS = blas.choice()
+for _module in (_kernels, _epoch):
+    _module.set_blas(BLAS.sgemm, BLAS.dgemm)
 
 
 def _c(x) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 Each public kernel is a thin wrapper that hands contiguous arrays to a private compiled kernel
 (the first line of whose docstring is its equation).  Matrix products go to BLAS through
-``np.dot`` inside njit; ``matmul_blocked`` is a hand-written cache-blocked kernel kept for
-teaching and for the benchmarks.  Elementwise work is serial: at these sizes a ``prange`` over
-it never paid off against BLAS owning the cores (see DESIGN.md, "Performance habits").  The fused
+``numba_blas.gemm`` (NumPy's bundled OpenBLAS when usable, else SciPy's: kernels/blas.py);
+``matmul_blocked`` is a hand-written cache-blocked kernel kept for teaching and for the
+benchmarks.  Elementwise work is serial: at these sizes a ``prange`` over it never paid off against BLAS owning the cores (see DESIGN.md, "Performance habits").  The fused
 epoch runs a sparse batch's first layer on its nonzero input columns only ("sparse input" below).
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ from fastnn.codes import (
 from fastnn.engine import EpochStats
 from fastnn.kernels.numba_config import jit
 from fastnn.kernels import formulas, sparse_input, vecmath
+from fastnn.kernels.numba_blas import gemm
 from fastnn.kernels.numpy_ref import GOLDEN, assign, dropout_key, empty, to_device, to_host  # noqa: F401
 
 NAME = "numba"
@@ -42,8 +43,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 
 def _c(x: np.ndarray) -> np.ndarray:
-    """Inputs may be strided views; np.dot in njit wants C or Fortran order, so copy only those."""
-    return x if (x.flags.c_contiguous or x.flags.f_contiguous) else np.ascontiguousarray(x)
+    """Inputs may be any strided view; the kernels take C order (a copy only when needed)."""
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 # --------------------------------------------------------------------------- scalar formulas
@@ -59,8 +60,8 @@ _sigmoid, _f, _df = formulas.compile_with(jit(inline="always"), vecmath)  # kern
 
 @jit
 def _gemm(A, B, C):
-    """C = A B   (BLAS through np.dot)."""
-    np.dot(A, B, out=C)
+    """C = A B   (BLAS: kernels/numba_blas.py)."""
+    gemm(A, B, C, False, False)
 
 
 MB, KB = 64, 256  # row block and depth block of the hand-written matmul (fits L1/L2 on x86)
@@ -296,7 +297,7 @@ def _activation_backward(act, z, alpha, g, delta, dalpha):
 @jit
 def _backprop_error(delta_next, W_next, g):
     """g = delta_next W_next^T."""
-    np.dot(delta_next, W_next.T, out=g)
+    gemm(delta_next, W_next, g, False, True)
 
 
 def backprop_error(delta_next, W_next, g) -> None:
@@ -312,7 +313,7 @@ def activation_backward(act: int, z, alpha, g, delta, dalpha) -> None:
 @jit
 def _propagate_delta(delta_next, W_next, z, act, alpha, delta, dalpha):
     """delta = f'(z) * (delta_next W_next^T)   (the product lands in delta, then f' scales it in place)."""
-    np.dot(delta_next, W_next.T, out=delta)
+    gemm(delta_next, W_next, delta, False, True)
     _activation_backward(act, z, alpha, delta, delta, dalpha)
 
 
@@ -325,7 +326,7 @@ def propagate_delta(delta_next, W_next, z, act: int, alpha, delta, dalpha) -> No
 def _param_grads(a_prev, delta, W, l1, l2, dW, db):
     """dW = a_prev^T delta / B + l2 W + l1 sign(W);  db = (1/B) sum_b delta_b."""
     B = a_prev.shape[0]
-    np.dot(a_prev.T, delta, out=dW)
+    gemm(a_prev, delta, dW, True, False)
     inv_b = 1.0 / B
     for i in range(dW.shape[0]):
         for j in range(dW.shape[1]):
@@ -530,9 +531,9 @@ def _forward(acts, Ws, bs, alphas, zs, as_, x, keep_hidden, seed, step, training
         z = zs[l][:B]
         a = as_[l][:B]
         if l == 0 and xc.shape[1] > 0:
-            np.dot(xc, Wc, out=z)
+            gemm(xc, Wc, z, False, False)
         else:
-            np.dot(a_prev, Ws[l], out=z)
+            gemm(a_prev, Ws[l], z, False, False)
         _add_bias(z, bs[l])
         _activate(acts[l], z, alphas[l], a)
         if training and l < L - 1 and keep_hidden < 1.0:
@@ -602,14 +603,14 @@ def _backward(acts, loss, Ws, alphas, zs, as_, deltas, gs, dWs, dbs, dalphas, x,
     _output_delta(loss, acts[L - 1], as_[L - 1][:B], y, deltas[L - 1][:B])
     for l in range(L - 1, -1, -1):
         if l == 0 and xc.shape[1] > 0:
-            np.dot(xc.T, deltas[0][:B], out=Gc)
+            gemm(xc, deltas[0][:B], Gc, True, False)
         else:
             a_prev = x if l == 0 else as_[l - 1][:B]
-            np.dot(a_prev.T, deltas[l][:B], out=dWs[l])  # B dW without 1/B and penalty: see _step
+            gemm(a_prev, deltas[l][:B], dWs[l], True, False)  # B dW without 1/B and penalty: see _step
         _column_sums(deltas[l][:B], dbs[l])
         if l > 0:  # the input layer needs no delta: nothing learns from dJ/dX
             g = gs[l - 1][:B]
-            np.dot(deltas[l][:B], Ws[l].T, out=g)  # g = dJ/da
+            gemm(deltas[l][:B], Ws[l], g, False, True)  # g = dJ/da
             if keep_hidden < 1.0:
                 _dropout(g, keep_hidden, seed, step, l)  # the forward pass's mask, drawn again
             # delta in its own buffer: writing over g would stop LLVM from vectorising (aliasing)

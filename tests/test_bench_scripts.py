@@ -27,3 +27,14 @@ def test_activations_script():
 def test_blas_settle_script():
     out = _run("blas_settle.py", "--rows", "640", "--rounds", "1", "--batch", "64")
     assert "after numpy:" in out and "after cython:" in out
+
+
+@pytest.mark.skipif(not {"numba", "cython"} <= set(__import__("fastnn").backends.available()),
+                    reason="needs the numba and cython backends")
+def test_blas_choice_script():
+    from fastnn.kernels import blas
+
+    if blas._numpy_library() is None:
+        pytest.skip("this NumPy bundles no OpenBLAS of its own: nothing to compare")
+    out = _run("blas_choice.py", "--rows", "640", "--rounds", "1", "--epochs", "1", "--batches", "64")
+    assert "numba  batch   64: scipy" in out and "cython batch   64: scipy" in out

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """The formulas every Cython kernel shares, as nogil inline functions on raw C-contiguous buffers.
 
-Scalar f and f', the dropout hash, row-major GEMM through scipy's BLAS and the elementwise loops of
+Scalar f and f', the dropout hash, row-major GEMM through BLAS and the elementwise loops of
 backpropagation are written once, here.  Both modules cimport them: ``_kernels.pyx`` (the contract,
 kernel by kernel) and ``_epoch.pyx`` (a whole epoch in one nogil call), so the step-by-step path
 and the fused path run the same code and cannot drift apart.
@@ -198,6 +198,37 @@ cdef inline real df(int act, real z, real alpha) noexcept nogil:
 
 # --------------------------------------------------------------------------- matrix products
 
+# Which BLAS: SciPy's (cython_blas, LP64) unless fastnn.kernels.blas found a faster CBLAS with 64-bit
+# integers (NumPy's bundled OpenBLAS) and set these pointers through set_blas() in each module.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    typedef void (*fastnn_cblas_sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *,
+                                         int64_t, const float *, int64_t, float, float *, int64_t);
+    typedef void (*fastnn_cblas_dgemm_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *,
+                                         int64_t, const double *, int64_t, double, double *, int64_t);
+    static fastnn_cblas_sgemm_t fastnn_cblas_sgemm = 0;
+    static fastnn_cblas_dgemm_t fastnn_cblas_dgemm = 0;
+    """
+    ctypedef void (*fastnn_cblas_sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *,
+                                          int64_t, const float *, int64_t, float, float *, int64_t) noexcept nogil
+    ctypedef void (*fastnn_cblas_dgemm_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *,
+                                          int64_t, const double *, int64_t, double, double *, int64_t) noexcept nogil
+    fastnn_cblas_sgemm_t fastnn_cblas_sgemm
+    fastnn_cblas_dgemm_t fastnn_cblas_dgemm
+
+cdef enum:  # CBLAS's constants
+    CBLAS_ROW_MAJOR = 101
+    CBLAS_NO_TRANS = 111
+    CBLAS_TRANS = 112
+
+
+cdef inline void set_blas_pointers(size_t sgemm_address, size_t dgemm_address) noexcept:
+    """Route gemm() to these CBLAS functions (0, 0: back to SciPy's BLAS)."""
+    global fastnn_cblas_sgemm, fastnn_cblas_dgemm
+    fastnn_cblas_sgemm = <fastnn_cblas_sgemm_t>sgemm_address
+    fastnn_cblas_dgemm = <fastnn_cblas_dgemm_t>dgemm_address
+
 cdef inline void gemm(char ta, char tb, int M, int N, int K, real alpha, const real *A, int lda,
                       const real *B, int ldb, real beta, real *C, int ldc) noexcept nogil:
     """C = alpha op(A) op(B) + beta C, row-major (M x N): column-major BLAS computes C^T = op(B)^T op(A)^T.
@@ -212,10 +243,18 @@ cdef inline void gemm(char ta, char tb, int M, int N, int K, real alpha, const r
         for i in range(<Py_ssize_t>M * N):
             C[i] = 0 if beta == 0 else beta * C[i]
         return
+    cdef int order_t_a = CBLAS_TRANS if (ta == c'T' or ta == c't') else CBLAS_NO_TRANS
+    cdef int order_t_b = CBLAS_TRANS if (tb == c'T' or tb == c't') else CBLAS_NO_TRANS
     if real is float:
-        sgemm(&tb, &ta, &N, &M, &K, &alpha, <float *>B, &ldb, <float *>A, &lda, &beta, C, &ldc)
+        if fastnn_cblas_sgemm != NULL:
+            fastnn_cblas_sgemm(CBLAS_ROW_MAJOR, order_t_a, order_t_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+        else:
+            sgemm(&tb, &ta, &N, &M, &K, &alpha, <float *>B, &ldb, <float *>A, &lda, &beta, C, &ldc)
     else:
-        dgemm(&tb, &ta, &N, &M, &K, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
+        if fastnn_cblas_dgemm != NULL:
+            fastnn_cblas_dgemm(CBLAS_ROW_MAJOR, order_t_a, order_t_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+        else:
+            dgemm(&tb, &ta, &N, &M, &K, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
 
 
 cdef inline void linear_forward(const real *a_prev, const real *W, const real *b, real *z,

@@ -414,3 +414,8 @@ def train_epoch(tuple data, list layers, object hyper, int loss, Py_ssize_t batc
     finally:
         free(c_layers)
     return st.loss_sum, st.correct, st.n_seen, st.n_batches, st.diverged
+
+
+def set_blas(size_t sgemm_address, size_t dgemm_address):
+    """Route this module's matrix products to these CBLAS (ILP64) functions; (0, 0): SciPy's BLAS."""
+    _core.set_blas_pointers(sgemm_address, dgemm_address)

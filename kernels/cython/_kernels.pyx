@@ -98,7 +98,7 @@ cdef int _check_act(int act, bint softmax_ok) except -1:
 # --------------------------------------------------------------------------- matrix products
 
 def matmul_blas(const real[:, ::1] A, const real[:, ::1] B, real[:, ::1] C):
-    """C = A B   (one sgemm/dgemm call of scipy's BLAS)."""
+    """C = A B   (one sgemm/dgemm call of the BLAS kernels/blas.py chose)."""
     _same("matmul: B's rows", B.shape[0], A.shape[1])
     _same("matmul: C's rows", C.shape[0], A.shape[0])
     _same("matmul: C's columns", C.shape[1], B.shape[1])
@@ -345,3 +345,8 @@ def dropout(real[::1] x, double keep, uint64_t seed, int64_t step, int64_t layer
 def dropout_key(uint64_t seed, int64_t step, int64_t layer):
     """k = mix(mix(mix(seed + G) + (step+1) G) + (layer+1) G)   (exposed for the tests)."""
     return _core.dropout_key(seed, step, layer)
+
+
+def set_blas(size_t sgemm_address, size_t dgemm_address):
+    """Route this module's matrix products to these CBLAS (ILP64) functions; (0, 0): SciPy's BLAS."""
+    _core.set_blas_pointers(sgemm_address, dgemm_address)

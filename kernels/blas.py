@@ -1,0 +1,127 @@
+"""Which BLAS the compiled backends' matrix products call: NumPy's bundled OpenBLAS when usable, else SciPy's.
+
+Numba's ``np.dot`` and ``scipy.linalg.cython_blas`` both reach the OpenBLAS inside SciPy's wheel.  NumPy's
+wheel bundles a second OpenBLAS (built with 64-bit integers, symbols ``scipy_cblas_sgemm64_`` ...), newer
+when this was written (0.3.31 against SciPy 1.17's 0.3.30), and the fused float32 epochs ran 10-16%
+faster through it on the development machine (``python benchmarks/blas_choice.py``, results in
+benchmarks/results-2026-12-02-blas.md).  Both libraries are loaded in every fastnn process anyway (numpy
+imports its own), so using NumPy's costs nothing; SciPy's stays the fallback for NumPy builds without it
+(conda's MKL or Accelerate builds, a source build against a system BLAS).
+
+``FASTNN_BLAS`` chooses, read once at import: ``auto`` (the default: NumPy's when found and it passes a
+check product, else SciPy's), ``numpy`` (NumPy's or an ImportError that says why), ``scipy`` (always SciPy's).
+Both backends call the chosen functions through CBLAS's row-major interface with 64-bit integers:
+the Cython backend through a function pointer (``_core.gemm``), the Numba backend through a symbol
+registered with LLVM (kernels/numba_blas.py), which a Numba function of its own implements on SciPy's BLAS
+when NumPy's is not used.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS = 101, 111, 112
+CHOICES = ("auto", "numpy", "scipy")
+# Symbol names of an OpenBLAS built with 64-bit integers, as NumPy's wheels bundle it (scipy-openblas64).
+SYMBOLS = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
+_LIB_PATTERNS = ("numpy.libs/libscipy_openblas64_*",  # Linux (auditwheel) and Windows (delvewheel) wheels
+                 "numpy/.dylibs/libscipy_openblas64_*")  # macOS (delocate) wheels
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The BLAS in use: ``name`` 'numpy' or 'scipy', the library file, its version, and why it was chosen."""
+
+    name: str
+    library: str | None
+    version: str | None
+    reason: str
+    sgemm: int = 0  # addresses of cblas_sgemm / cblas_dgemm with 64-bit integers; 0 for SciPy's BLAS
+    dgemm: int = 0
+
+    def describe(self) -> str:
+        """One line for ``fastnn info`` and the benchmarks."""
+        where = f" ({self.library})" if self.library else ""
+        return f"{self.name} {self.version or ''}".rstrip() + where + f": {self.reason}"
+
+
+def _setting() -> str:
+    value = os.environ.get("FASTNN_BLAS", "auto").strip().lower() or "auto"
+    if value not in CHOICES:
+        raise ValueError(f"FASTNN_BLAS={value!r} is not a BLAS fastnn knows; set it to one of {', '.join(CHOICES)} "
+                         f"(or unset it for 'auto')")
+    return value
+
+
+def _numpy_blas_version() -> str | None:
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    return blas.get("version")
+
+
+def _scipy_blas_version() -> str | None:
+    import scipy
+    return scipy.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {}).get("version")
+
+
+def _numpy_library() -> str | None:
+    """The file of NumPy's bundled 64-bit-integer OpenBLAS, or None."""
+    site = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+    for pattern in _LIB_PATTERNS:
+        hits = sorted(glob.glob(os.path.join(site, pattern)))
+        hits = [h for h in hits if h.endswith((".so", ".dylib", ".dll")) or ".so." in h]
+        if hits:
+            return hits[0]
+    return None
+
+
+def _check(sgemm, dgemm) -> str | None:
+    """Compute a small transposed product with each function; None if both agree with NumPy, else what broke."""
+    rng = np.random.default_rng(0)
+    for fn, dtype, c_real in ((sgemm, np.float32, ctypes.c_float), (dgemm, np.float64, ctypes.c_double)):
+        A = rng.standard_normal((3, 2)).astype(dtype)  # used transposed: op(A) is 2 x 3
+        B = rng.standard_normal((3, 4)).astype(dtype)
+        C = np.full((2, 4), 7, dtype=dtype)
+        ptr = ctypes.c_void_p
+        fn.restype = None
+        fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                       c_real, ptr, ctypes.c_int64, ptr, ctypes.c_int64, c_real, ptr, ctypes.c_int64]
+        fn(CBLAS_ROW_MAJOR, CBLAS_TRANS, CBLAS_NO_TRANS, 2, 4, 3, 2.0, A.ctypes.data, 2, B.ctypes.data, 4, 0.5,
+           C.ctypes.data, 4)
+        want = 2.0 * A.T.astype(np.float64) @ B + 0.5 * 7
+        if not np.allclose(C, want, rtol=1e-5, atol=1e-5):
+            return f"its {np.dtype(dtype).name} check product was wrong (max error {np.abs(C - want).max():.3g})"
+    return None
+
+
+@lru_cache(maxsize=None)
+def choice() -> Choice:
+    """Decide once per process (FASTNN_BLAS, then what NumPy bundles)."""
+    setting = _setting()
+    scipy_version = _scipy_blas_version()
+    if setting == "scipy":
+        return Choice("scipy", None, scipy_version, "FASTNN_BLAS=scipy")
+    path = _numpy_library()
+    problem = None
+    if path is None:
+        problem = "NumPy bundles no 64-bit-integer OpenBLAS (libscipy_openblas64_) beside it"
+    else:
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by numpy: this returns the same library
+            sgemm, dgemm = (getattr(lib, SYMBOLS["float32"]), getattr(lib, SYMBOLS["float64"]))
+        except (OSError, AttributeError) as exc:
+            problem = f"NumPy's OpenBLAS at {path} does not load or lacks the CBLAS gemm symbols ({exc})"
+        else:
+            problem = _check(sgemm, dgemm)
+            if problem is None:
+                return Choice("numpy", path, _numpy_blas_version(), f"FASTNN_BLAS={setting}",
+                              ctypes.cast(sgemm, ctypes.c_void_p).value, ctypes.cast(dgemm, ctypes.c_void_p).value)
+            problem = f"NumPy's OpenBLAS at {path}: {problem}"
+    if setting == "numpy":
+        raise ImportError(f"FASTNN_BLAS=numpy, but {problem}; unset FASTNN_BLAS (or set it to 'scipy') to use "
+                          f"SciPy's BLAS")
+    return Choice("scipy", None, scipy_version, f"fallback: {problem}")
