@@ -20,7 +20,7 @@ from fastnn.kernels import blas, sparse_input
 from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401
 
 NAME = "cython"
-_ABI_VERSION = 1  # must equal _kernels.ABI_VERSION: a different value means a stale build
+_ABI_VERSION = 2  # must equal _kernels.ABI_VERSION: a different value means a stale build
 
 _FIX = ("rebuild it from fastnn's source folder with a C compiler present: pip install -e . "
         "(pip install -v shows the build log; its 'fastnn:' lines say what went wrong)")

@@ -15,7 +15,7 @@ cimport _core
 from _core cimport real
 
 # Bump when a kernel's signature or meaning changes: cython_cpu refuses a stale build.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 # The constants compiled in (from _core.pxd), for cython_cpu to check against fastnn/codes.py.
 CODES = {
