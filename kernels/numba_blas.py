@@ -19,7 +19,7 @@ from numba.extending import intrinsic
 from fastnn.kernels import blas
 from fastnn.kernels.numba_config import jit
 
-NO_TRANS, TRANS = blas.CBLAS_NO_TRANS, blas.CBLAS_TRANS
+ROW_MAJOR, NO_TRANS, TRANS = blas.CBLAS_ROW_MAJOR, blas.CBLAS_NO_TRANS, blas.CBLAS_TRANS
 
 
 def _signature(real, pointer):
@@ -70,10 +70,10 @@ def gemm(A, B, C, trans_a, trans_b):
     tb = TRANS if trans_b else NO_TRANS
     lda, ldb, ldc = _ld(A), _ld(B), _ld(C)
     if C.itemsize == 4:
-        _cblas_sgemm(np.int32(101), np.int32(ta), np.int32(tb), M, N, K, np.float32(1.0), _data(A), lda,
+        _cblas_sgemm(np.int32(ROW_MAJOR), np.int32(ta), np.int32(tb), M, N, K, np.float32(1.0), _data(A), lda,
                      _data(B), ldb, np.float32(0.0), _data(C), ldc)
     else:
-        _cblas_dgemm(np.int32(101), np.int32(ta), np.int32(tb), M, N, K, np.float64(1.0), _data(A), lda,
+        _cblas_dgemm(np.int32(ROW_MAJOR), np.int32(ta), np.int32(tb), M, N, K, np.float64(1.0), _data(A), lda,
                      _data(B), ldb, np.float64(0.0), _data(C), ldc)
 
 
@@ -123,13 +123,20 @@ def scipy_callbacks() -> tuple:
             cfunc(_D_SIG, nopython=True, cache=True)(_gemm_on_scipy))
 
 
+# The callbacks' owners: their machine code must live as long as the process.  (Numba 0.68 keeps a
+# cfunc's code alive after the object is dropped, as a check showed; fastnn does not rely on that.)
+_registered: tuple = ()
+
+
 def register(choice: blas.Choice | None = None) -> None:
     """Point fastnn_cblas_sgemm/dgemm at the chosen BLAS (NumPy's functions, or the np.dot callbacks)."""
+    global _registered
     choice = choice or blas.choice()
     if choice.sgemm and choice.dgemm:
         s, d = choice.sgemm, choice.dgemm
     else:
-        s, d = (f.address for f in scipy_callbacks())
+        _registered = scipy_callbacks()
+        s, d = (f.address for f in _registered)
     llvm.add_symbol("fastnn_cblas_sgemm", s)
     llvm.add_symbol("fastnn_cblas_dgemm", d)
 

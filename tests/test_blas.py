@@ -147,10 +147,12 @@ def test_scipy_callback_is_a_full_cblas_gemm(dtype, ta, tb):
 # --------------------------------------------------------------------------- both choices, whole runs
 
 _RUN = textwrap.dedent("""
+    import gc
     import sys
     import numpy as np
     import fastnn
-    from fastnn.kernels import blas
+    from fastnn.kernels import blas, numba_cpu  # registers the BLAS symbols
+    gc.collect()  # the callbacks behind the symbols (FASTNN_BLAS=scipy) must outlive a collection
     X = np.random.default_rng(0).standard_normal((97, 13))
     X[:, :4] = 0  # zero columns: the fused epochs' sparse first layer
     y = (X[:, 5] > 0).astype(int) + (X[:, 6] > 0)
