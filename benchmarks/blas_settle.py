@@ -3,8 +3,9 @@
     FASTNN_MNIST=../shared/data/mnist python benchmarks/blas_settle.py [--batch 512] [--rounds 5]
 
 NumPy and SciPy each bundle their own OpenBLAS; after its last product a worker thread spins for
-2^28 cycles (about 0.1 s) before it sleeps.  The Numba and Cython backends call SciPy's, NumPy's
-reference backend NumPy's.  This times one fastnn epoch (numba backend) right after a NumPy epoch,
+2^28 cycles (about 0.1 s) before it sleeps.  NumPy's reference backend calls NumPy's; the Numba and
+Cython backends call NumPy's too by default (kernels/blas.py), SciPy's with FASTNN_BLAS=scipy, which
+shows the effect.  This times one fastnn epoch (numba backend) right after a NumPy epoch,
 after a NumPy epoch and a pause of ``fastnn.bench.SETTLE_S``, and right after a Cython epoch (the
 same OpenBLAS as numba's), round-robin; prints the medians.
 """

@@ -270,8 +270,11 @@ def _record(case: Case, times: list[float], first: float) -> Record:
 # sleeps.  NumPy and SciPy each bundle their own OpenBLAS (and PyTorch its own threads), so a case
 # that follows one on another library shares the cores with that library's spinning threads: on
 # this 2-core machine a numba epoch right after NumPy's took 0.498 s, 0.446 s after the pause
-# (`python benchmarks/blas_settle.py --rounds 9`, batch 512, medians of 9, 2026-12-02).  Cases of at least SETTLE_AFTER_S therefore start after
-# a pause of SETTLE_S, as long as 2^28 cycles at 1 GHz; shorter ones (kernels) would take too long.
+# (`python benchmarks/blas_settle.py --rounds 9`, batch 512, medians of 9, 2026-12-02), while numba
+# still called SciPy's OpenBLAS.  It calls NumPy's now (kernels/blas.py) and that pair no longer
+# differs (0.391 vs 0.396 s, `--rounds 7`), but PyTorch's pool, or SciPy's with FASTNN_BLAS=scipy,
+# still would.  Cases of at least SETTLE_AFTER_S therefore start after a pause of SETTLE_S, as long
+# as 2^28 cycles at 1 GHz; shorter ones (kernels) would take too long.
 SETTLE_S = 0.3
 SETTLE_AFTER_S = 0.05
 

@@ -83,6 +83,7 @@ def test_info(capsys):
     out = capsys.readouterr().out
     assert f"fastnn {fastnn.__version__}" in out
     assert "backends available: numpy" in out and "CPU cores:" in out and "BLAS" in out
+    assert "compiled backends' BLAS (FASTNN_BLAS): " in out
     for name in fastnn.backends.available():
         assert f"first training step on {name}:" in out
 
