@@ -279,6 +279,27 @@ SETTLE_S = 0.3
 SETTLE_AFTER_S = 0.05
 
 
+def gemm_rate(batch: int = 512, seconds: float = 0.5) -> float:
+    """GFLOP/s of this machine's float32 GEMM on the epoch's largest product, (batch x 784) @ (784 x 256).
+
+    np.matmul: NumPy's BLAS, the one the compiled backends call by default (kernels/blas.py).  An
+    epoch's 60.4 GFLOP at this rate is the floor the issue's targets are measured against.
+    """
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((batch, LAYERS[0])).astype(np.float32)
+    B = rng.standard_normal((LAYERS[0], LAYERS[1])).astype(np.float32)
+    C = np.empty((batch, LAYERS[1]), dtype=np.float32)
+    time.sleep(SETTLE_S)  # another pool's threads stop spinning first
+    np.matmul(A, B, out=C)
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
+        t0 = time.perf_counter()
+        np.matmul(A, B, out=C)
+        times.append(time.perf_counter() - t0)
+    return 2 * batch * LAYERS[0] * LAYERS[1] / statistics.median(times) / 1e9
+
+
 def measure_group(group: list[Case], min_time: float = 0.2, min_rounds: int = 3, max_rounds: int = 50,
                   settle_s: float = SETTLE_S) -> list[Record]:
     """Time the cases of one group round-robin: first calls (compile + run) apart, then rounds of one
@@ -402,6 +423,12 @@ def markdown(records: list[Record], info: dict | None = None) -> str:
         lines.append(f"Measured {info['date']} on {info.get('cpu', '?')}, {info['cpu_count']} cores, {info['threads']} threads, "
                      f"{', '.join(info['pools'])}; numba/cython call {info.get('compiled_blas', '?')}'s BLAS; "
                      f"BLAS env {info['blas_env'] or 'default'}.")
+        if info.get("gemm_gflops"):
+            rate = info["gemm_gflops"]
+            lines.append(f"Float32 GEMM here: {rate:.0f} GFLOP/s (np.matmul, 512x784 @ 784x256), so a dense "
+                         f"{GFLOP_PER_EPOCH:.1f}-GFLOP epoch takes at least {GFLOP_PER_EPOCH / rate:.3f} s; an epoch "
+                         f"row's \"floor\" is that time over its own (above 100%: fewer flops than dense, as the "
+                         f"fused epochs' sparse first layer does).")
         lines.append("")
     lines += ["| kernel / size | backend | median | IQR | speed-up vs numpy | max rel. error vs numpy |",
               "|---|---|---:|---:|---:|---:|"]
@@ -409,6 +436,8 @@ def markdown(records: list[Record], info: dict | None = None) -> str:
         err = "" if r.max_rel_err is None else f"{r.max_rel_err:.1e}"
         if "train_accuracy" in r.extra:
             err = f"(train acc {r.extra['train_accuracy']:.3f})"
+            if info and info.get("gemm_gflops") and "gflop_per_s" in r.extra:
+                err = f"(train acc {r.extra['train_accuracy']:.3f}; floor {r.extra['gflop_per_s'] / info['gemm_gflops']:.0%})"
         sp = "" if r.speedup is None else f"{r.speedup:.2f}x"
         lines.append(f"| {r.group} | {r.backend} | {_fmt_time(r.median_s)} | {_fmt_time(r.iqr_s)} | {sp} | {err} |")
     return "\n".join(lines) + "\n"
@@ -505,6 +534,8 @@ def main(args) -> int:
     print(f"{len(case_list)} cases")
     records = run_suite(case_list, min_time=args.min_time, progress=lambda s: print(f"  {s}", flush=True))
     info = machine_info()
+    if any(r.group.startswith("epoch") for r in records):
+        info["gemm_gflops"] = gemm_rate()
     print()
     print(markdown(records, info))
     for path in save(records, args.out, info):

@@ -79,3 +79,15 @@ def test_report_names_the_cpu():
     assert info["cpu"] and isinstance(info["cpu"], str)
     rec = bench.Record("matmul x", "numpy", median_s=1.0, iqr_s=0.0, rounds=3, first_call_s=0.0)
     assert bench.markdown([rec], info).startswith(f"Measured {info['date']} on {info['cpu']}, ")
+
+
+def test_epoch_rows_report_the_fraction_of_the_gemm_floor():
+    rate = bench.gemm_rate(batch=64, seconds=0.05)
+    assert 0.1 < rate < 1e5  # GFLOP/s: positive and finite, whatever the machine
+    info = dict(bench.machine_info(), gemm_gflops=120.0)
+    rec = bench.Record("epoch 784-256-128-10 batch 512 float32", "numba", median_s=1.0, iqr_s=0.0, rounds=3,
+                       first_call_s=0.0, extra={"train_accuracy": 0.9, "gflop_per_s": 90.0})
+    text = bench.markdown([rec], info)
+    assert "Float32 GEMM here: 120 GFLOP/s" in text and f"at least {bench.GFLOP_PER_EPOCH / 120:.3f} s" in text
+    assert "(train acc 0.900; floor 75%)" in text
+    assert "floor" not in bench.markdown([rec], bench.machine_info())  # no rate measured: no floor claimed
