@@ -31,6 +31,7 @@ _CPU_PREFERENCE = ("cython", "numba", "numpy")
 _NOT_IMPLEMENTED = "not implemented in this version of fastnn yet"
 _cache: dict[str, ModuleType] = {}
 _errors: dict[str, str] = {}
+_explained: set[str] = set()  # backends whose error message already says how to fix it
 
 
 def _load(name: str) -> ModuleType | None:
@@ -53,6 +54,8 @@ def _load(name: str) -> ModuleType | None:
         return None
     except Exception as exc:  # noqa: BLE001 - any import failure makes the backend unavailable
         _errors[name] = f"{type(exc).__name__}: {exc}"
+        if getattr(exc, "names_its_fix", False):  # e.g. a bad FASTNN_BLAS: the install hint would mislead
+            _explained.add(name)
         return None
     _cache[name] = module
     return module
@@ -75,8 +78,8 @@ def unavailable_reasons() -> dict[str, str]:
 
 
 def _reason(name: str) -> str:
-    if _errors[name] == _NOT_IMPLEMENTED:
-        return _NOT_IMPLEMENTED
+    if _errors[name] == _NOT_IMPLEMENTED or name in _explained:
+        return _errors[name]
     return f"{_errors[name]} (fix: {_KNOWN[name][2]})"
 
 

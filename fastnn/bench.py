@@ -382,18 +382,10 @@ def cpu_model() -> str:
     return f"{name} ({isa})" if isa else name
 
 
-def _blas_choice() -> str:
-    from fastnn.kernels import blas
-
-    try:
-        choice = blas.choice()
-    except (ValueError, ImportError) as exc:
-        return f"none ({exc})"
-    return f"{choice.name} {choice.version or ''}".rstrip()
-
-
 def machine_info() -> dict:
     from threadpoolctl import threadpool_info
+
+    from fastnn.kernels import blas
 
     import fastnn
 
@@ -407,7 +399,7 @@ def machine_info() -> dict:
         "threads": fastnn.get_num_threads(),
         "blas_env": fastnn.cpu.blas_settings(),
         "pools": [f"{p.get('internal_api')} {p.get('version')} x{p.get('num_threads')}" for p in threadpool_info()],
-        "compiled_blas": _blas_choice(),
+        "compiled_blas": blas.summary(short=True),
         "backends": backends.available(),
     }
 

@@ -127,21 +127,12 @@ def warmup_seconds(backend: str) -> float:
     return time.perf_counter() - t0
 
 
-def _blas_choice() -> str:
-    """Which BLAS the numba and cython backends' products call (kernels/blas.py), or why none could be chosen."""
-    from fastnn.kernels import blas
-
-    try:
-        return blas.choice().describe()
-    except (ValueError, ImportError) as exc:
-        return f"none: {exc}"
-
-
 def _info(warmup: bool = False) -> int:
     import numpy as np
 
     import fastnn
     from fastnn import backends
+    from fastnn.kernels import blas as compiled_blas
 
     print(f"fastnn {fastnn.__version__}  (Python {platform.python_version()}, {platform.machine()})")
     versions = []
@@ -167,7 +158,7 @@ def _info(warmup: bool = False) -> int:
         print("BLAS: install threadpoolctl to see the thread pools")
     blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
     print(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
-    print(f"compiled backends' BLAS (FASTNN_BLAS): {_blas_choice()}")
+    print(f"compiled backends' BLAS (FASTNN_BLAS): {compiled_blas.summary()}")
     if warmup:
         for name in backends.available():
             print(f"first training step on {name}: {warmup_seconds(name):.2f} s "

@@ -9,7 +9,7 @@ imports its own), so using NumPy's costs nothing; SciPy's stays the fallback for
 (conda's MKL or Accelerate builds, a source build against a system BLAS).
 
 ``FASTNN_BLAS`` chooses, read once at import: ``auto`` (the default: NumPy's when found and it passes a
-check product, else SciPy's), ``numpy`` (NumPy's or an ImportError that says why), ``scipy`` (always SciPy's).
+check product, else SciPy's), ``numpy`` (NumPy's or a BlasChoiceError that says why), ``scipy`` (always SciPy's).
 Both backends call the chosen functions through CBLAS's row-major interface with 64-bit integers:
 the Cython backend through a function pointer (``_core.gemm``), the Numba backend through a symbol
 registered with LLVM (kernels/numba_blas.py), which a Numba function of its own implements on SciPy's BLAS
@@ -33,6 +33,12 @@ _LIB_PATTERNS = ("numpy.libs/libscipy_openblas64_*",  # Linux (auditwheel) and W
                  "numpy/.dylibs/libscipy_openblas64_*")  # macOS (delocate) wheels
 
 
+class BlasChoiceError(ValueError):
+    """FASTNN_BLAS asks for something this process cannot have; the message says what to set instead."""
+
+    names_its_fix = True  # fastnn.backends reports the message as it is, without its generic install hint
+
+
 @dataclass(frozen=True)
 class Choice:
     """The BLAS in use: ``name`` 'numpy' or 'scipy', the library file, its version, and why it was chosen."""
@@ -53,7 +59,7 @@ class Choice:
 def _setting() -> str:
     value = os.environ.get("FASTNN_BLAS", "auto").strip().lower() or "auto"
     if value not in CHOICES:
-        raise ValueError(f"FASTNN_BLAS={value!r} is not a BLAS fastnn knows; set it to one of {', '.join(CHOICES)} "
+        raise BlasChoiceError(f"FASTNN_BLAS={value!r} is not a BLAS fastnn knows; set it to one of {', '.join(CHOICES)} "
                          f"(or unset it for 'auto')")
     return value
 
@@ -122,6 +128,15 @@ def choice() -> Choice:
                               ctypes.cast(sgemm, ctypes.c_void_p).value, ctypes.cast(dgemm, ctypes.c_void_p).value)
             problem = f"NumPy's OpenBLAS at {path}: {problem}"
     if setting == "numpy":
-        raise ImportError(f"FASTNN_BLAS=numpy, but {problem}; unset FASTNN_BLAS (or set it to 'scipy') to use "
+        raise BlasChoiceError(f"FASTNN_BLAS=numpy, but {problem}; unset FASTNN_BLAS (or set it to 'scipy') to use "
                           f"SciPy's BLAS")
     return Choice("scipy", None, scipy_version, f"fallback: {problem}")
+
+
+def summary(short: bool = False) -> str:
+    """The choice for reports: describe() (or 'numpy 0.3.31' with ``short``), or 'none: why' if FASTNN_BLAS is bad."""
+    try:
+        c = choice()
+    except BlasChoiceError as exc:
+        return f"none: {exc}"
+    return f"{c.name} {c.version or ''}".rstrip() if short else c.describe()

@@ -37,14 +37,14 @@ def test_scipy_when_asked(fresh_choice):
 
 def test_unknown_setting_names_the_choices(fresh_choice):
     fresh_choice.setenv("FASTNN_BLAS", "mkl")
-    with pytest.raises(ValueError, match="FASTNN_BLAS='mkl'.*auto, numpy, scipy"):
+    with pytest.raises(blas.BlasChoiceError, match="FASTNN_BLAS='mkl'.*auto, numpy, scipy"):
         blas.choice()
 
 
 def test_numpy_required_but_absent_says_how_to_fall_back(fresh_choice):
     fresh_choice.setenv("FASTNN_BLAS", "numpy")
     fresh_choice.setattr(blas, "_numpy_library", lambda: None)
-    with pytest.raises(ImportError, match="unset FASTNN_BLAS"):
+    with pytest.raises(blas.BlasChoiceError, match="unset FASTNN_BLAS"):
         blas.choice()
 
 
@@ -181,3 +181,25 @@ def test_both_blas_choices_train_the_same_weights():
     for choice, run in runs.items():
         for be in backends:
             np.testing.assert_allclose(run[be], run["numpy"], rtol=1e-9, atol=1e-12, err_msg=f"{choice} {be}")
+
+
+def test_summary_for_reports(fresh_choice):
+    fresh_choice.setenv("FASTNN_BLAS", "scipy")
+    assert blas.summary().startswith("scipy") and "FASTNN_BLAS=scipy" in blas.summary()
+    assert blas.summary(short=True) == f"scipy {blas._scipy_blas_version()}"
+    blas.choice.cache_clear()
+    fresh_choice.setenv("FASTNN_BLAS", "openblas")
+    assert blas.summary().startswith("none: FASTNN_BLAS='openblas' is not a BLAS fastnn knows")
+
+
+def test_a_bad_setting_leaves_the_compiled_backends_unavailable_with_that_reason():
+    """Not an install hint: the reason is the variable, and the message says what to set."""
+    res = subprocess.run([sys.executable, "-c", "import fastnn; r = fastnn.backends.unavailable_reasons(); "
+                          "print(fastnn.backends.available()); print(r.get('numba')); print(r.get('cython'))"],
+                         capture_output=True, text=True, env={**os.environ, "FASTNN_BLAS": "mkl"}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    avail, *reasons = res.stdout.strip().splitlines()
+    assert "numba" not in avail and "cython" not in avail and "numpy" in avail
+    for reason in reasons:
+        assert reason.startswith("BlasChoiceError: FASTNN_BLAS='mkl' is not a BLAS fastnn knows")
+        assert "pip install" not in reason

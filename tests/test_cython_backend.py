@@ -336,6 +336,7 @@ def fresh_registry(monkeypatch):
     """backends' caches emptied, and cython_cpu forgotten, so that the next import runs again."""
     monkeypatch.setattr(backends, "_cache", {})
     monkeypatch.setattr(backends, "_errors", {})
+    monkeypatch.setattr(backends, "_explained", set())
     for name in ("fastnn.kernels.cython_cpu",):
         monkeypatch.delitem(sys.modules, name, raising=False)
     return monkeypatch

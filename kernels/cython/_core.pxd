@@ -243,16 +243,16 @@ cdef inline void gemm(char ta, char tb, int M, int N, int K, real alpha, const r
         for i in range(<Py_ssize_t>M * N):
             C[i] = 0 if beta == 0 else beta * C[i]
         return
-    cdef int order_t_a = CBLAS_TRANS if (ta == c'T' or ta == c't') else CBLAS_NO_TRANS
-    cdef int order_t_b = CBLAS_TRANS if (tb == c'T' or tb == c't') else CBLAS_NO_TRANS
+    cdef int cblas_ta = CBLAS_TRANS if (ta == c'T' or ta == c't') else CBLAS_NO_TRANS
+    cdef int cblas_tb = CBLAS_TRANS if (tb == c'T' or tb == c't') else CBLAS_NO_TRANS
     if real is float:
         if fastnn_cblas_sgemm != NULL:
-            fastnn_cblas_sgemm(CBLAS_ROW_MAJOR, order_t_a, order_t_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+            fastnn_cblas_sgemm(CBLAS_ROW_MAJOR, cblas_ta, cblas_tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
         else:
             sgemm(&tb, &ta, &N, &M, &K, &alpha, <float *>B, &ldb, <float *>A, &lda, &beta, C, &ldc)
     else:
         if fastnn_cblas_dgemm != NULL:
-            fastnn_cblas_dgemm(CBLAS_ROW_MAJOR, order_t_a, order_t_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+            fastnn_cblas_dgemm(CBLAS_ROW_MAJOR, cblas_ta, cblas_tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
         else:
             dgemm(&tb, &ta, &N, &M, &K, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
 
