@@ -400,6 +400,7 @@ def machine_info() -> dict:
         "blas_env": fastnn.cpu.blas_settings(),
         "pools": [f"{p.get('internal_api')} {p.get('version')} x{p.get('num_threads')}" for p in threadpool_info()],
         "compiled_blas": blas.summary(short=True),
+        "cython_isa": backends.get("cython").ISA if "cython" in backends.available() else None,
         "backends": backends.available(),
     }
 
@@ -413,7 +414,8 @@ def markdown(records: list[Record], info: dict | None = None) -> str:
     lines = []
     if info:
         lines.append(f"Measured {info['date']} on {info.get('cpu', '?')}, {info['cpu_count']} cores, {info['threads']} threads, "
-                     f"{', '.join(info['pools'])}; numba/cython call {info.get('compiled_blas', '?')}'s BLAS; "
+                     f"{', '.join(info['pools'])}; numba/cython call {info.get('compiled_blas', '?')}'s BLAS"
+                     f"{'; cython build ' + info['cython_isa'] if info.get('cython_isa') else ''}; "
                      f"BLAS env {info['blas_env'] or 'default'}.")
         if info.get("gemm_gflops"):
             rate = info["gemm_gflops"]

@@ -159,6 +159,9 @@ def _info(warmup: bool = False) -> int:
     blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
     print(f"numpy BLAS: {blas.get('name', '?')} {blas.get('version', '')}")
     print(f"compiled backends' BLAS (FASTNN_BLAS): {compiled_blas.summary()}")
+    if "cython" in backends.available():
+        cy = backends.get("cython")
+        print(f"cython build (FASTNN_CYTHON_ISA): {cy.ISA}, {cy.ISA_REASON}")
     if warmup:
         for name in backends.available():
             print(f"first training step on {name}: {warmup_seconds(name):.2f} s "

@@ -7,10 +7,16 @@ function pointer, or to SciPy's (``scipy.linalg.cython_blas``) where NumPy has n
 ``matmul(..., method="blocked")`` is a hand-written cache-blocked kernel on OpenMP threads, for
 teaching and comparison.  ``train_epoch`` runs a whole epoch in one nogil call (``_epoch.pyx``).
 
+Every module is built twice on x86-64 (setup.py): for the portable default CPU and with AVX2 + FMA
+(``_kernels_avx2``, ``_epoch_avx2``: the same source).  ``ISA`` says which pair was loaded: the AVX2 one
+when the CPU has both, unless ``FASTNN_CYTHON_ISA=baseline`` (``avx2`` insists, ``auto`` is the default).
+
 If the extensions were not built (no C compiler or no Cython at install time) importing this module
 raises ImportError saying so and how to fix it, and fastnn lists the backend as unavailable.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -25,8 +31,51 @@ _ABI_VERSION = 2  # must equal _kernels.ABI_VERSION: a different value means a s
 _FIX = ("rebuild it from fastnn's source folder with a C compiler present: pip install -e . "
         "(pip install -v shows the build log; its 'fastnn:' lines say what went wrong)")
 
+class IsaChoiceError(ValueError):
+    """FASTNN_CYTHON_ISA asks for a build this machine cannot run; the message says what to set instead."""
+
+    names_its_fix = True  # fastnn.backends reports the message without its generic install hint
+
+
+ISA_CHOICES = ("auto", "avx2", "baseline")
+
+
+def _cpu_has_avx2_fma() -> bool:
+    """AVX2 and FMA usable here (NumPy's run-time detection, which also checks that the OS saves YMM)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # a NumPy without it: assume the portable build
+        return False
+    return bool(features.get("AVX2")) and bool(features.get("FMA3"))
+
+
+def choose_isa() -> tuple[str, str]:
+    """('avx2' or 'baseline', why): which build of the extension modules to load (FASTNN_CYTHON_ISA)."""
+    import importlib.util
+
+    setting = os.environ.get("FASTNN_CYTHON_ISA", "auto").strip().lower() or "auto"
+    if setting not in ISA_CHOICES:
+        raise IsaChoiceError(f"FASTNN_CYTHON_ISA={setting!r} is not a build fastnn makes; set it to one of "
+                             f"{', '.join(ISA_CHOICES)} (or unset it for 'auto')")
+    if setting == "baseline":
+        return "baseline", "FASTNN_CYTHON_ISA=baseline"
+    built = all(importlib.util.find_spec(f"fastnn.kernels.cython.{m}_avx2") is not None for m in ("_kernels", "_epoch"))
+    cpu = _cpu_has_avx2_fma()
+    if built and cpu:
+        return "avx2", f"FASTNN_CYTHON_ISA={setting}: the CPU has AVX2 and FMA"
+    why = "this CPU lacks AVX2 or FMA" if not cpu else "the AVX2 build is missing (not x86-64, or its compiler rejected -mavx2)"
+    if setting == "avx2":
+        raise IsaChoiceError(f"FASTNN_CYTHON_ISA=avx2, but {why}; unset FASTNN_CYTHON_ISA to use the portable build")
+    return "baseline", f"portable build: {why}"
+
+
+ISA, ISA_REASON = choose_isa()
 try:
-    from fastnn.kernels.cython import _epoch, _kernels
+    if ISA == "avx2":
+        from fastnn.kernels.cython import _epoch_avx2 as _epoch
+        from fastnn.kernels.cython import _kernels_avx2 as _kernels
+    else:
+        from fastnn.kernels.cython import _epoch, _kernels
 except ImportError as exc:
     raise ImportError(f"the Cython backend's compiled extension is not built or does not load ({exc}); {_FIX}") from exc
 

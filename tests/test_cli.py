@@ -84,6 +84,8 @@ def test_info(capsys):
     assert f"fastnn {fastnn.__version__}" in out
     assert "backends available: numpy" in out and "CPU cores:" in out and "BLAS" in out
     assert "compiled backends' BLAS (FASTNN_BLAS): " in out
+    if "cython" in fastnn.backends.available():
+        assert "cython build (FASTNN_CYTHON_ISA): " in out
     for name in fastnn.backends.available():
         assert f"first training step on {name}:" in out
 

@@ -9,7 +9,10 @@ that fastnn says why and how to fix it.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -353,6 +356,7 @@ def _forget_extension(monkeypatch, name):
 def test_missing_extension_makes_backend_unavailable_with_the_fix(fresh_registry):
     # None in sys.modules makes "import fastnn.kernels.cython._kernels" raise ImportError, exactly
     # as when the extension was never compiled.
+    fresh_registry.setenv("FASTNN_CYTHON_ISA", "baseline")  # the pair simulated missing is the portable one
     _forget_extension(fresh_registry, "_kernels")
     fresh_registry.setitem(sys.modules, "fastnn.kernels.cython._kernels", None)
     with pytest.raises(ImportError, match=r"not built.*pip install -e \."):
@@ -381,6 +385,7 @@ def test_broken_extension_reports_the_original_error(fresh_registry):
                 raise ImportError("undefined symbol: sgemm_ (simulated)")
             return None
 
+    fresh_registry.setenv("FASTNN_CYTHON_ISA", "baseline")  # the pair simulated broken is the portable one
     _forget_extension(fresh_registry, "_epoch")
     fresh_registry.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
     assert "cython" not in backends.available()
@@ -423,3 +428,54 @@ def test_pyx_sources_are_in_the_repository():
     assert "kernels/cython/_kernels.c" in lines
     assert "kernels/cython/_kernels.cpython-311-x86_64-linux-gnu.so" in lines
     assert "kernels/cython/_kernels.pyx" not in lines
+
+
+# --------------------------------------------------------------------------- the two builds (portable, AVX2)
+
+
+def test_isa_choice(monkeypatch):
+    cy = pytest.importorskip("fastnn.kernels.cython_cpu")
+    monkeypatch.setenv("FASTNN_CYTHON_ISA", "baseline")
+    assert cy.choose_isa() == ("baseline", "FASTNN_CYTHON_ISA=baseline")
+    monkeypatch.setenv("FASTNN_CYTHON_ISA", "sse9")
+    with pytest.raises(cy.IsaChoiceError, match="FASTNN_CYTHON_ISA='sse9'.*auto, avx2, baseline"):
+        cy.choose_isa()
+    monkeypatch.setattr(cy, "_cpu_has_avx2_fma", lambda: False)  # an old CPU: never the AVX2 build
+    monkeypatch.setenv("FASTNN_CYTHON_ISA", "auto")
+    assert cy.choose_isa() == ("baseline", "portable build: this CPU lacks AVX2 or FMA")
+    monkeypatch.setenv("FASTNN_CYTHON_ISA", "avx2")
+    with pytest.raises(cy.IsaChoiceError, match="lacks AVX2 or FMA; unset FASTNN_CYTHON_ISA"):
+        cy.choose_isa()
+
+
+def test_bad_isa_setting_is_the_reason_not_an_install_hint(fresh_registry):
+    fresh_registry.setenv("FASTNN_CYTHON_ISA", "sse9")
+    assert "cython" not in backends.available()
+    reason = backends.unavailable_reasons()["cython"]
+    assert reason.startswith("IsaChoiceError: FASTNN_CYTHON_ISA='sse9'") and "pip install" not in reason
+
+
+@needs_build
+def test_the_avx2_build_is_used_where_the_cpu_has_it():
+    cy = pytest.importorskip("fastnn.kernels.cython_cpu")
+    if not cy._cpu_has_avx2_fma() or os.environ.get("FASTNN_CYTHON_ISA", "auto") != "auto":
+        pytest.skip("no AVX2 + FMA here, or the build is chosen by hand")
+    assert cy.ISA == "avx2" and cy._epoch.__name__.endswith("_epoch_avx2")
+
+
+@needs_build
+def test_portable_build_passes_the_kernel_and_fused_epoch_tests():
+    """The suite runs on the build the CPU picks; this runs the cython cases again on the portable one."""
+    cy = pytest.importorskip("fastnn.kernels.cython_cpu")
+    if cy.ISA == "baseline":
+        pytest.skip("the whole suite already runs on the portable build here")
+    root = Path(__file__).resolve().parent
+    env = {**os.environ, "FASTNN_CYTHON_ISA": "baseline"}
+    which = subprocess.run([sys.executable, "-c", "from fastnn.kernels import cython_cpu as c; print(c._epoch.__name__)"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert which.stdout.strip() == "fastnn.kernels.cython._epoch", which.stderr  # the portable module, not _avx2
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cython",
+                          str(root / "test_kernels.py"), str(root / "test_fused_epoch.py")],
+                         capture_output=True, text=True, env=env, timeout=900, cwd=root.parent)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert " passed" in res.stdout and " failed" not in res.stdout
