@@ -31,6 +31,7 @@ _ABI_VERSION = 2  # must equal _kernels.ABI_VERSION: a different value means a s
 _FIX = ("rebuild it from fastnn's source folder with a C compiler present: pip install -e . "
         "(pip install -v shows the build log; its 'fastnn:' lines say what went wrong)")
 
+
 class IsaChoiceError(ValueError):
     """FASTNN_CYTHON_ISA asks for a build this machine cannot run; the message says what to set instead."""
 
