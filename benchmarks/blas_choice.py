@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+
 def _effective(var: str) -> str:
     """What this process actually runs under ``var`` (a choice may fall back), to check against the request."""
     if var == "FASTNN_BLAS":
@@ -64,7 +65,7 @@ def main() -> None:
         return child(args)
     first, second = choices = tuple(args.values.split(","))
     times: dict[tuple, list[float]] = {}
-    passed = [a for a in sys.argv[1:]]
+    passed = sys.argv[1:]
     for _ in range(args.rounds):
         for choice in choices:
             out = subprocess.run([sys.executable, __file__, "--child", *passed], check=True, text=True,

@@ -2,9 +2,9 @@
 
 Numba's ``np.dot`` and ``scipy.linalg.cython_blas`` both reach the OpenBLAS inside SciPy's wheel.  NumPy's
 wheel bundles a second OpenBLAS (built with 64-bit integers, symbols ``scipy_cblas_sgemm64_`` ...), newer
-when this was written (0.3.31 against SciPy 1.17's 0.3.30), and the fused float32 epochs ran 10-16%
-faster through it on the development machine (``python benchmarks/blas_choice.py``, results in
-benchmarks/results-2026-12-02-blas.md).  Both libraries are loaded in every fastnn process anyway (numpy
+when this was written (0.3.31 against SciPy 1.17's 0.3.30), and the fused float32 epochs ran 4-22%
+faster through it on the development machine (``python benchmarks/blas_choice.py --rounds 3``, results
+in benchmarks/results-2026-12-02-blas.md).  Both libraries are loaded in every fastnn process anyway (numpy
 imports its own), so using NumPy's costs nothing; SciPy's stays the fallback for NumPy builds without it
 (conda's MKL or Accelerate builds, a source build against a system BLAS).
 
@@ -59,8 +59,8 @@ class Choice:
 def _setting() -> str:
     value = os.environ.get("FASTNN_BLAS", "auto").strip().lower() or "auto"
     if value not in CHOICES:
-        raise BlasChoiceError(f"FASTNN_BLAS={value!r} is not a BLAS fastnn knows; set it to one of {', '.join(CHOICES)} "
-                         f"(or unset it for 'auto')")
+        raise BlasChoiceError(f"FASTNN_BLAS={value!r} is not a BLAS fastnn knows; set it to one of "
+                              f"{', '.join(CHOICES)} (or unset it for 'auto')")
     return value
 
 
@@ -128,8 +128,8 @@ def choice() -> Choice:
                               ctypes.cast(sgemm, ctypes.c_void_p).value, ctypes.cast(dgemm, ctypes.c_void_p).value)
             problem = f"NumPy's OpenBLAS at {path}: {problem}"
     if setting == "numpy":
-        raise BlasChoiceError(f"FASTNN_BLAS=numpy, but {problem}; unset FASTNN_BLAS (or set it to 'scipy') to use "
-                          f"SciPy's BLAS")
+        raise BlasChoiceError(f"FASTNN_BLAS=numpy, but {problem}; unset FASTNN_BLAS (or set it to 'scipy') "
+                              f"to use SciPy's BLAS")
     return Choice("scipy", None, scipy_version, f"fallback: {problem}")
 
 
