@@ -38,8 +38,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 CYTHON_DIR = "kernels/cython"
-# module -> does it use OpenMP (cython.parallel.prange)?
-CYTHON_MODULES = {"_kernels": True, "_epoch": False}
+# module -> does it use OpenMP (prange in _kernels, the epoch's thread team in _epoch)?
+CYTHON_MODULES = {"_kernels": True, "_epoch": True}
 # Each module is built twice on x86-64: for the portable default CPU, and as <module>_avx2 (a .pyx that
 # includes the module's source) with these flags; kernels/cython_cpu.py loads the _avx2 pair when
 # the CPU has AVX2 and FMA.  A compiler that rejects the flags builds only the portable pair.

@@ -5,6 +5,7 @@ The per-batch work happens in :func:`fastnn.engine.run_epoch` (or a backend's fu
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -211,7 +212,13 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
         for d, s in zip(dev.arrays(), saved):
             be.assign(d, s)
 
+    # A backend may hold something for the whole loop (Cython: its BLAS on one thread under the
+    # epoch's own thread team, so that a validation pass cannot leave BLAS threads spinning).
+    scope = getattr(be, "fit_scope", None) if run_epoch is not engine.run_epoch else None
+    held = contextlib.ExitStack()
     try:
+        if scope is not None:
+            held.enter_context(scope(spec, batch_size))
         for epoch in range(epochs):
             t0 = time.perf_counter()
             before = snapshot()
@@ -268,6 +275,7 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
         if best_params is not None and history.best_epoch != history.epochs - 1:
             restore(best_params)
     finally:
+        held.close()
         reporter.close()
         for h, d in zip(host.arrays(), dev.arrays()):
             if d is not h:  # device backends: bring the trained weights home

@@ -20,6 +20,8 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,6 +33,11 @@ CHOICES = ("auto", "numpy", "scipy")
 SYMBOLS = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
 _LIB_PATTERNS = ("numpy.libs/libscipy_openblas64_*",  # Linux (auditwheel) and Windows (delvewheel) wheels
                  "numpy/.dylibs/libscipy_openblas64_*")  # macOS (delocate) wheels
+# SciPy's wheels bundle an OpenBLAS with 32-bit integers; only its thread count is needed from it here.
+_SCIPY_LIB_PATTERNS = ("scipy.libs/libscipy_openblas-*", "scipy/.dylibs/libscipy_openblas*")
+# (get, set) of each library's thread count, by the name of the choice
+THREAD_SYMBOLS = {"numpy": ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                  "scipy": ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads")}
 
 
 class BlasChoiceError(ValueError):
@@ -74,10 +81,10 @@ def _scipy_blas_version() -> str | None:
     return scipy.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {}).get("version")
 
 
-def _numpy_library() -> str | None:
-    """The file of NumPy's bundled 64-bit-integer OpenBLAS, or None."""
+def _numpy_library(patterns: tuple[str, ...] = _LIB_PATTERNS) -> str | None:
+    """The file of NumPy's bundled 64-bit-integer OpenBLAS (or of the first library matching patterns), or None."""
     site = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
-    for pattern in _LIB_PATTERNS:
+    for pattern in patterns:
         hits = sorted(glob.glob(os.path.join(site, pattern)))
         hits = [h for h in hits if h.endswith((".so", ".dylib", ".dll")) or ".so." in h]
         if hits:
@@ -140,3 +147,43 @@ def summary(short: bool = False) -> str:
     except BlasChoiceError as exc:
         return f"none: {exc}"
     return f"{c.name} {c.version or ''}".rstrip() if short else c.describe()
+
+
+@lru_cache(maxsize=None)
+def thread_control() -> tuple | None:
+    """(get, set) ctypes functions for the chosen BLAS's thread count, or None where fastnn cannot set it.
+
+    The Cython backend's fused epoch runs on its own OpenMP team and calls the BLAS from each thread on
+    a slice of every product, so the BLAS must not start threads of its own meanwhile.
+    """
+    try:
+        c = choice()
+    except BlasChoiceError:
+        return None
+    path = c.library if c.name == "numpy" else _numpy_library(_SCIPY_LIB_PATTERNS)
+    if path is None:
+        return None
+    try:
+        lib = ctypes.CDLL(path)  # already loaded (by numpy or scipy.linalg): the same library
+        get, set_ = (getattr(lib, name) for name in THREAD_SYMBOLS[c.name])
+    except (OSError, AttributeError):
+        return None
+    get.restype, get.argtypes = ctypes.c_int, []
+    set_.restype, set_.argtypes = None, [ctypes.c_int]
+    return get, set_
+
+
+@contextmanager
+def single_threaded() -> Iterator[bool]:
+    """Run the block with the chosen BLAS on one thread (restored after); yields False if it cannot be set."""
+    control = thread_control()
+    if control is None:
+        yield False
+        return
+    get, set_ = control
+    before = get()
+    set_(1)
+    try:
+        yield True
+    finally:
+        set_(before)

@@ -523,11 +523,17 @@ cdef inline uint64_t dropout_key(uint64_t seed, int64_t step, int64_t layer) noe
 cdef inline void dropout(real *x, Py_ssize_t size, double keep, uint64_t seed, int64_t step,
                          int64_t layer) noexcept nogil:
     """x_i <- x_i m_i / keep,  m_i = [(mix(k + (i+1) G) >> 11) 2^-53 < keep]   (x * 0 keeps NaN and -0, as NumPy)."""
+    dropout_range(x, 0, size, keep, seed, step, layer)
+
+
+cdef inline void dropout_range(real *x, Py_ssize_t first, Py_ssize_t stop, double keep, uint64_t seed,
+                               int64_t step, int64_t layer) noexcept nogil:
+    """dropout on x[first:stop] only, with the whole buffer's mask (element i keeps counter i): a thread's rows."""
     cdef uint64_t key = dropout_key(seed, step, layer)
     cdef real scale = <real>(1.0 / keep)
     cdef Py_ssize_t i
     cdef double u
-    for i in range(size):
+    for i in range(first, stop):
         u = <double>(mix64(key + <uint64_t>(i + 1) * GOLDEN) >> 11) * TWO_M53
         x[i] = x[i] * (scale if u < keep else <real>0)
 
