@@ -16,14 +16,13 @@ raises ImportError saying so and how to fix it, and fastnn lists the backend as 
 """
 from __future__ import annotations
 
-import contextlib
 import os
 
 import numpy as np
 
 from fastnn import codes
 from fastnn.engine import EpochStats
-from fastnn.kernels import blas, sparse_input
+from fastnn.kernels import blas, sparse_input, team
 from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401
 
 NAME = "cython"
@@ -216,35 +215,21 @@ def dropout(x, keep: float, seed: int, step: int, layer: int) -> None:
 # --------------------------------------------------------------------------- the fused epoch
 
 
-# The fused epoch runs on an OpenMP team of the fastnn.set_num_threads size, the BLAS on one thread
-# underneath (each thread calls it on its slice of every product), when a batch carries enough work:
-# (batch + 1) x (the network's weights) multiply-adds, the products plus the update.  Below it the
-# barriers cost more than the split saves (a 64-64-10 network at batch 32 took 24 ms an epoch on
-# the team against 13 ms without; MNIST's 784-256-128-10 wins at every batch down to 1).
-TEAM_MIN_WORK = 2 ** 18
+# The fused epoch runs on an OpenMP team of the fastnn.set_num_threads size, the BLAS on one
+# thread underneath, where kernels/team.py says a team pays.
+TEAM_MIN_WORK = team.MIN_WORK
 
 
 def team_size(spec, batch_size: int) -> int:
-    """Threads of the fused epoch's team: get_num_threads() where OpenMP, the work and the BLAS allow, else 1.
-
-    PReLU networks stay on one thread (the slope's gradient is a sum over the batch's rows).
-    """
-    n = get_num_threads()
-    weights = sum(a * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:]))
-    if (n < 2 or not HAVE_OPENMP or (batch_size + 1) * weights < TEAM_MIN_WORK or codes.PRELU in spec.acts
-            or blas.thread_control() is None):
+    """Threads of the fused epoch's team (kernels/team.py): get_num_threads() where OpenMP and the work allow, else 1."""
+    if not HAVE_OPENMP:
         return 1
-    return n
+    return team.size(spec, batch_size, get_num_threads(), TEAM_MIN_WORK)
 
 
 def fit_scope(spec, batch_size: int):
-    """What fastnn.fit holds around its epochs: the BLAS on one thread while the epochs run on a team.
-
-    Otherwise each validation pass between epochs, on the BLAS's own threads, would leave a worker
-    spinning (about 0.1 s, OpenBLAS's default) into the next epoch, on the cores the team needs.
-    The BLAS thread count is restored when fit returns.
-    """
-    return blas.single_threaded() if team_size(spec, batch_size) > 1 else contextlib.nullcontext(False)
+    """What fastnn.fit holds around its epochs: the BLAS on one thread while they run on a team (kernels/team.py)."""
+    return team.fit_scope(team_size(spec, batch_size))
 
 
 def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
@@ -268,12 +253,12 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
         )
     ]
     grad_norm_sum = np.zeros(spec.n_layers)
-    team = team_size(spec, batch_size)
+    threads = team_size(spec, batch_size)
     args = ((X, Y, labels, order, ws.x, ws.y), layers, hyper, spec.loss, int(batch_size), int(step0),
             grad_norm_sum, sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
-    if team > 1:
+    if threads > 1:
         with blas.single_threaded():  # each thread calls the BLAS on its own slice
-            loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(*args, threads=team)
+            loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(*args, threads=threads)
     else:
         loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(*args)
     return EpochStats(loss_sum=float(loss_sum), correct=int(correct), n_seen=int(n_seen),

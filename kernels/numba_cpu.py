@@ -9,6 +9,7 @@ epoch runs a sparse batch's first layer on its nonzero input columns only ("spar
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ from fastnn.codes import (
 )
 from fastnn.engine import EpochStats
 from fastnn.kernels.numba_config import jit
-from fastnn.kernels import formulas, sparse_input, vecmath
+from fastnn.kernels import blas, formulas, sparse_input, team, vecmath
 from fastnn.kernels.numba_blas import gemm
 from fastnn.kernels.numpy_ref import GOLDEN, assign, dropout_key, empty, to_device, to_host  # noqa: F401
 
@@ -408,13 +409,19 @@ def _key(seed, step, layer):
 @jit
 def _dropout(x, keep, seed, step, layer):
     """x <- x * m / keep,  m_i = [mix(k + (i+1) G) / 2^64 < keep]."""
+    _dropout_rows(x, 0, keep, seed, step, layer)
+
+
+@jit
+def _dropout_rows(x, r0, keep, seed, step, layer):
+    """_dropout on rows r0, r0+1, ... of a buffer, given as x: element (i, j) draws counter (r0 + i) n + j."""
     key = _key(seed, step, layer)  # uint64 throughout: mixing in a signed int would give float64
     B, n = x.shape
     scale = x.dtype.type(1.0 / keep)
     zero = x.dtype.type(0)
     for i in range(B):
         for j in range(n):
-            idx = np.uint64(i * n + j + 1)
+            idx = np.uint64((r0 + i) * n + j + 1)
             u = float(_mix64(key + idx * _G) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
             x[i, j] = x[i, j] * scale if u < keep else zero
 
@@ -444,31 +451,26 @@ def dropout(x, keep: float, seed: int, step: int, layer: int) -> None:
 
 
 @jit
-def _nonzero_columns(X, rows, flags, cols):
-    """cols[:m] = the columns j with X_rj != 0 for some r in rows (NaN counts as nonzero), ascending; returns m."""
+def _column_flags(X, rows, flags):
+    """flags_j = [X_rj != 0 for some r in rows]   (NaN counts as nonzero, -0 as zero)."""
     n = X.shape[1]
     for j in range(n):
         flags[j] = 0
     for r in rows:
         for j in range(n):
             flags[j] |= X[r, j] != 0
-    m = 0
-    for j in range(n):  # branch-free: write j, keep it only if flagged
-        cols[m] = j
-        m += flags[j]
-    return m
 
 
 @jit
-def _compact(X, rows, W, cols, m, xc, Wc):
-    """xc = X[rows][:, cols[:m]];  Wc = W[cols[:m], :]   (the batch's nonzero columns and their rows of W)."""
+def _compact(X, rows, W, cols, m, xc, Wc, q0, q1):
+    """xc = X[rows][:, cols[:m]];  Wc[q0:q1] = W[cols[q0:q1], :]   (rows' nonzero columns; a share of their rows of W)."""
     # Explicit 2-D loops: slice assignment, or a row view per row (reference counted), cost
     # several times more here.
     for i in range(rows.shape[0]):
         r = rows[i]
         for q in range(m):
             xc[i, q] = X[r, cols[q]]
-    for q in range(m):
+    for q in range(q0, q1):
         r = cols[q]
         for j in range(W.shape[1]):
             Wc[q, j] = W[r, j]
@@ -484,11 +486,11 @@ def _gather(X, rows, out):
 
 
 @jit
-def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov):
-    """_step for a first layer whose B dW is nonzero only in rows cols[:m] (held in Gc); returns ||g||^2.
+def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov, r0, r1, q0, q1):
+    """_step on rows [r0, r1) of a first layer whose B dW is nonzero only in rows cols[:m] (held in Gc); returns ||g||^2.
 
-    Plain SGD leaves the other rows alone (their gradient is exactly 0); with a penalty or momentum
-    they still move, with gradient 0 (+ penalty).
+    Plain SGD moves only the rows cols[q0:q1] (the others' gradient is exactly 0); with a penalty
+    or momentum every row of [r0, r1) moves, with gradient 0 (+ penalty) outside cols.
     """
     # 2-D loops, not a _step call per row: a call with its row views and reshapes cost more than the
     # arithmetic (in a perf profile about 5% of a batch-32 epoch for plain SGD; all 784 rows with momentum)
@@ -496,7 +498,7 @@ def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov):
     ib, a1, a2, eta, mm, one, zero = t(inv_b), t(l1), t(l2), t(lr), t(mu), t(1.0), t(0.0)
     sq = 0.0
     if l1 == 0.0 and l2 == 0.0 and mu == 0.0:
-        for q in range(m):
+        for q in range(q0, q1):
             r = cols[q]
             for j in range(W.shape[1]):
                 g = Gc[q, j] * ib
@@ -504,7 +506,9 @@ def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov):
                 W[r, j] -= eta * g
         return sq
     q = 0
-    for r in range(W.shape[0]):
+    while q < m and cols[q] < r0:
+        q += 1
+    for r in range(r0, r1):
         if q < m and cols[q] == r:
             for j in range(W.shape[1]):
                 g = Gc[q, j] * ib
@@ -516,30 +520,6 @@ def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov):
                 W[r, j], v[r, j], g = _descend_one(W[r, j], zero, v[r, j], a1, a2, eta, mm, nesterov, one, zero)
                 sq += float(g) * float(g)
     return sq
-
-
-@jit
-def _forward(acts, Ws, bs, alphas, zs, as_, x, keep_hidden, seed, step, training, xc, Wc):
-    """z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l) [* m/keep]  for every layer; returns a_L.
-
-    xc, Wc: the compacted input and its rows of W_1 (see _compact), or 0-column arrays for dense x.
-    """
-    B = x.shape[0]
-    L = len(Ws)
-    a_prev = x
-    for l in range(L):
-        z = zs[l][:B]
-        a = as_[l][:B]
-        if l == 0 and xc.shape[1] > 0:
-            gemm(xc, Wc, z, False, False)
-        else:
-            gemm(a_prev, Ws[l], z, False, False)
-        _add_bias(z, bs[l])
-        _activate(acts[l], z, alphas[l], a)
-        if training and l < L - 1 and keep_hidden < 1.0:
-            _dropout(a, keep_hidden, seed, step, l + 1)
-        a_prev = a
-    return a_prev
 
 
 @jit
@@ -591,115 +571,307 @@ def _descend_one(w, g, v, l1, l2, lr, mu, nesterov, one, zero):
     return (w + (mu * v - lr * g) if nesterov else w + v), v, g
 
 
-@jit
-def _backward(acts, loss, Ws, alphas, zs, as_, deltas, gs, dWs, dbs, dalphas, x, y, keep_hidden, seed, step,
-              xc, Gc):
-    """delta_L = dJ/dz_L;  delta_l = f'(z_l) * (delta_{l+1} W_{l+1}^T) [* m/keep];  dW_l, db_l.
+@jit(inline="always")
+def _part(n, t, nt):
+    """Where thread t's share of n items starts: n t / nt (the shares differ by at most one)."""
+    return n * t // nt
 
-    With a compacted input (xc has columns) the first layer's B dW lands in Gc, one row per column of xc.
+
+@jit
+def _forward(acts, Ws, bs, alphas, zs, as_, x, r0, r1, keep_hidden, seed, step, xc, Wc):
+    """Rows [r0, r1) of the batch: z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l) [* m/keep]  for every layer.
+
+    xc, Wc: the compacted input (all the batch's rows) and its rows of W_1 (see _compact), or
+    0-column arrays for dense x.  Each row is independent of the others, so threads split them.
     """
-    B = x.shape[0]
     L = len(Ws)
-    _output_delta(loss, acts[L - 1], as_[L - 1][:B], y, deltas[L - 1][:B])
-    for l in range(L - 1, -1, -1):
+    a_prev = x[r0:r1]
+    for l in range(L):
+        z = zs[l][r0:r1]
+        a = as_[l][r0:r1]
         if l == 0 and xc.shape[1] > 0:
-            gemm(xc, deltas[0][:B], Gc, True, False)
+            gemm(xc[r0:r1], Wc, z, False, False)
         else:
-            a_prev = x if l == 0 else as_[l - 1][:B]
-            gemm(a_prev, deltas[l][:B], dWs[l], True, False)  # B dW without 1/B and penalty: see _step
-        _column_sums(deltas[l][:B], dbs[l])
-        if l > 0:  # the input layer needs no delta: nothing learns from dJ/dX
-            g = gs[l - 1][:B]
-            gemm(deltas[l][:B], Ws[l], g, False, True)  # g = dJ/da
-            if keep_hidden < 1.0:
-                _dropout(g, keep_hidden, seed, step, l)  # the forward pass's mask, drawn again
-            # delta in its own buffer: writing over g would stop LLVM from vectorising (aliasing)
-            _activation_backward(acts[l - 1], zs[l - 1][:B], alphas[l - 1], g, deltas[l - 1][:B], dalphas[l - 1])
+            gemm(a_prev, Ws[l], z, False, False)
+        _add_bias(z, bs[l])
+        _activate(acts[l], z, alphas[l], a)
+        if l < L - 1 and keep_hidden < 1.0:
+            _dropout_rows(a, r0, keep_hidden, seed, step, l + 1)
+        a_prev = a
 
 
 @jit
-def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0, batch_size, grad_norm_sum):
-    """One epoch of mini-batch SGD; returns (loss_sum, correct, n_seen, n_batches, diverged)."""
+def _part_input(t, nt, X, Y, rows, xbuf, ybuf, identity, keep_input, max_cols, seed, step, flags_t):
+    """Thread t's rows of the batch: targets gathered (inputs too where needed), input dropout, their nonzero columns.
+
+    Without input dropout a sparse batch goes straight from X's rows to its compacted form, and xb
+    is not filled at all (_part_first_layer).
+    """
+    B = rows.shape[0]
+    r0, r1 = _part(B, t, nt), _part(B, t + 1, nt)
+    _gather(Y, rows[r0:r1], ybuf[r0:r1])
+    if keep_input < 1.0 or max_cols <= 0:
+        _gather(X, rows[r0:r1], xbuf[r0:r1])
+        if keep_input < 1.0:
+            _dropout_rows(xbuf[r0:r1], r0, keep_input, seed, step, 0)
+        if max_cols > 0:
+            _column_flags(xbuf, identity[r0:r1], flags_t[t])
+    elif max_cols > 0:
+        _column_flags(X, rows[r0:r1], flags_t[t])
+
+
+@jit
+def _part_first_layer(t, nt, sparse_batch, X, rows, src, src_rows, W0, cols, m, xc, Wc, xbuf):
+    """Thread t's rows of the first layer's input: compacted (with its share of W_1's rows in Wc), or gathered."""
+    B = rows.shape[0]
+    r0, r1 = _part(B, t, nt), _part(B, t + 1, nt)
+    if sparse_batch:
+        _compact(src, src_rows[r0:r1], W0, cols, m, xc[r0:r1], Wc, _part(m, t, nt), _part(m, t + 1, nt))
+    else:  # dense after all: now gather xb
+        _gather(X, rows[r0:r1], xbuf[r0:r1])
+
+
+@jit
+def _part_forward(t, nt, net, x, B, loss, y, labels, rows, keep_hidden, seed, step, xc, Wc, loss_t, correct_t):
+    """Thread t's rows: the forward pass, their loss (into loss_t[t]), correct labels (correct_t[t]) and delta_L."""
+    acts, Ws, bs, alphas, zs, as_, deltas = net[0], net[1], net[2], net[3], net[7], net[8], net[9]
+    r0, r1 = _part(B, t, nt), _part(B, t + 1, nt)
+    L = len(Ws)
+    _forward(acts, Ws, bs, alphas, zs, as_, x, r0, r1, keep_hidden, seed, step, xc, Wc)
+    out = as_[L - 1][r0:r1]
+    loss_t[t] = _loss_sum(loss, acts[L - 1], zs[L - 1][r0:r1], out, y[r0:r1])
+    _output_delta(loss, acts[L - 1], out, y[r0:r1], deltas[L - 1][r0:r1])
+    n_out = out.shape[1]
+    correct = 0
+    if labels.shape[0] > 0:  # predicted label: argmax, or a > 1/2 for a single sigmoid unit
+        for i in range(r1 - r0):
+            if acts[L - 1] == SIGMOID and n_out == 1:
+                pred = 1 if out[i, 0] > 0.5 else 0
+            else:
+                pred = 0
+                for j in range(1, n_out):
+                    if out[i, j] > out[i, pred]:
+                        pred = j
+            if pred == labels[rows[r0 + i]]:
+                correct += 1
+    correct_t[t] = correct
+
+
+@jit
+def _part_gradient(t, nt, l, net, x, B, keep_hidden, seed, step, xc, Gc):
+    """Thread t's rows of B dW_l (or of Gc) and columns of B db_l;  for l > 0 its rows of delta_{l-1}.
+
+    delta_{l-1} = f'(z_{l-1}) * (delta_l W_l^T) [* m/keep]; the input layer needs no delta (nothing
+    learns from dJ/dX).  With a compacted input the first layer's B dW lands in Gc, one row per column of xc.
+    """
+    acts, Ws, alphas, zs, as_, deltas, gs, dWs, dbs, dalphas = (net[0], net[1], net[3], net[7], net[8], net[9],
+                                                                net[10], net[11], net[12], net[13])
+    r0, r1 = _part(B, t, nt), _part(B, t + 1, nt)
+    n_in, n_out = Ws[l].shape
+    delta = deltas[l][:B]
+    if l == 0 and xc.shape[1] > 0:
+        m = xc.shape[1]
+        q0, q1 = _part(m, t, nt), _part(m, t + 1, nt)
+        gemm(xc[:, q0:q1], delta, Gc[q0:q1], True, False)
+    else:
+        a_prev = x[:B] if l == 0 else as_[l - 1][:B]
+        p0, p1 = _part(n_in, t, nt), _part(n_in, t + 1, nt)
+        gemm(a_prev[:, p0:p1], delta, dWs[l][p0:p1], True, False)  # B dW without 1/B and penalty: see _step
+    c0, c1 = _part(n_out, t, nt), _part(n_out, t + 1, nt)
+    _column_sums(delta[:, c0:c1], dbs[l][c0:c1])
+    if l > 0:
+        g = gs[l - 1][r0:r1]
+        gemm(deltas[l][r0:r1], Ws[l], g, False, True)  # g = dJ/da
+        if keep_hidden < 1.0:
+            _dropout_rows(g, r0, keep_hidden, seed, step, l)  # the forward pass's mask, drawn again
+        # delta in its own buffer: writing over g would stop LLVM from vectorising (aliasing).
+        # (PReLU's dalpha sums over all rows: train_epoch runs PReLU networks on one thread.)
+        _activation_backward(acts[l - 1], zs[l - 1][r0:r1], alphas[l - 1], g, deltas[l - 1][r0:r1], dalphas[l - 1])
+
+
+@jit
+def _part_update(t, nt, l, net, Gc, cols, m, inv_b, l1, l2, lr, mu, nesterov, sq_t):
+    """Thread t's rows of W_l and columns of b_l take their step (_step); ||g||^2 of its rows into sq_t[t]."""
+    Ws, bs, alphas, vWs, vbs, valphas, dWs, dbs, dalphas = (net[1], net[2], net[3], net[4], net[5], net[6],
+                                                            net[11], net[12], net[13])
+    n_in, n_out = Ws[l].shape
+    p0, p1 = _part(n_in, t, nt), _part(n_in, t + 1, nt)
+    if l == 0 and Gc.shape[1] > 0:
+        sq_t[t] = _step_rows(Ws[0], Gc, vWs[0], cols, m, inv_b, l1, l2, lr, mu, nesterov, p0, p1,
+                             _part(m, t, nt), _part(m, t + 1, nt))
+    else:
+        sq_t[t] = _step(Ws[l][p0:p1], dWs[l][p0:p1], vWs[l][p0:p1], inv_b, l1, l2, lr, mu, nesterov)
+    c0, c1 = _part(n_out, t, nt), _part(n_out, t + 1, nt)
+    _step(bs[l][c0:c1], dbs[l][c0:c1], vbs[l][c0:c1], inv_b, 0.0, 0.0, lr, mu, nesterov)
+    if alphas[l].shape[0] > 0 and t == 0:
+        _sgd_update(alphas[l], dalphas[l], valphas[l], lr, mu, nesterov)
+
+
+# The team: each part above once per thread.  Numba starts a parallel region per prange loop (a
+# few microseconds), so the epoch opens five of them per layer-batch instead of holding one team
+# with barriers as the Cython backend does; one thread calls the parts directly.
+
+
+@jit(parallel=True)
+def _team_input(nt, X, Y, rows, xbuf, ybuf, identity, keep_input, max_cols, seed, step, flags_t):
+    for t in prange(nt):
+        _part_input(t, nt, X, Y, rows, xbuf, ybuf, identity, keep_input, max_cols, seed, step, flags_t)
+
+
+@jit(parallel=True)
+def _team_first_layer(nt, sparse_batch, X, rows, src, src_rows, W0, cols, m, xc, Wc, xbuf):
+    for t in prange(nt):
+        _part_first_layer(t, nt, sparse_batch, X, rows, src, src_rows, W0, cols, m, xc, Wc, xbuf)
+
+
+@jit(parallel=True)
+def _team_forward(nt, net, x, B, loss, y, labels, rows, keep_hidden, seed, step, xc, Wc, loss_t, correct_t):
+    for t in prange(nt):
+        _part_forward(t, nt, net, x, B, loss, y, labels, rows, keep_hidden, seed, step, xc, Wc, loss_t, correct_t)
+
+
+@jit(parallel=True)
+def _team_gradient(nt, l, net, x, B, keep_hidden, seed, step, xc, Gc):
+    for t in prange(nt):
+        _part_gradient(t, nt, l, net, x, B, keep_hidden, seed, step, xc, Gc)
+
+
+@jit(parallel=True)
+def _team_update(nt, l, net, Gc, cols, m, inv_b, l1, l2, lr, mu, nesterov, sq_t):
+    for t in prange(nt):
+        _part_update(t, nt, l, net, Gc, cols, m, inv_b, l1, l2, lr, mu, nesterov, sq_t)
+
+
+@jit
+def _merge_flags(flags_t, flags, cols):
+    """flags = the OR of every thread's column flags;  cols[:m] = the flagged columns, ascending; returns m."""
+    n = flags.shape[0]
+    for j in range(n):
+        f = flags_t[0, j]
+        for u in range(1, flags_t.shape[0]):
+            f |= flags_t[u, j]
+        flags[j] = f
+    m = 0
+    for j in range(n):  # branch-free: write j, keep it only if flagged
+        cols[m] = j
+        m += flags[j]
+    return m
+
+
+@jit
+def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0, batch_size, grad_norm_sum, team):
+    """One epoch of mini-batch SGD; returns (loss_sum, correct, n_seen, n_batches, diverged).
+
+    team: (flags_t, loss_t, correct_t, sq_t), one row or entry per thread; one entry: no threads.
+    """
     X, Y, labels, order = data
     Ws, bs, alphas = params
     vWs, vbs, valphas = velocity
     xbuf, ybuf, zs, as_, deltas, gs, dWs, dbs, dalphas = bufs
+    net = (acts, Ws, bs, alphas, vWs, vbs, valphas, zs, as_, deltas, gs, dWs, dbs, dalphas)
     # max_cols <= 0: never compact; zero_row is the Cython backend's (here the 2-D loops of _step_rows use 0)
     flags, cols, xc_buf, Wc_buf, Gc_buf, _zero_row, identity, max_cols = sparse
+    flags_t, loss_t, correct_t, sq_t = team
+    nt = loss_t.shape[0]
     lr, mu, nesterov, l1, l2, keep_input, keep_hidden = hyper
+    nest = nesterov != 0.0
     L = len(Ws)
     n = order.shape[0]
     n_1 = Ws[0].shape[1]
-    n_out = Y.shape[1]
-    single_sigmoid = acts[L - 1] == SIGMOID and n_out == 1
     loss_sum, correct, n_seen, n_batches, diverged = 0.0, 0, 0, 0, False
     for k in range((n + batch_size - 1) // batch_size):
         start = k * batch_size
         B = min(batch_size, n - start)
         step = step0 + k
-        xb, yb = xbuf[:B], ybuf[:B]
         rows = order[start:start + B]
-        _gather(Y, rows, yb)
-        # The input: with input dropout, gathered into xb and dropped first.  Without, a sparse
-        # batch goes straight from X's rows to its compacted form and xb is not filled at all.
-        src, src_rows = X, rows
-        if keep_input < 1.0 or max_cols <= 0:
-            _gather(X, rows, xb)
-            src, src_rows = xbuf, identity[:B]
-            if keep_input < 1.0:
-                _dropout(xb, keep_input, seed, step, 0)
-        m = _nonzero_columns(src, src_rows, flags, cols) if max_cols > 0 else 0
-        if 0 < m <= max_cols:  # a sparse batch: the first layer works on its m nonzero columns only
+        if nt == 1:
+            _part_input(0, 1, X, Y, rows, xbuf, ybuf, identity, keep_input, max_cols, seed, step, flags_t)
+        else:
+            _team_input(nt, X, Y, rows, xbuf, ybuf, identity, keep_input, max_cols, seed, step, flags_t)
+        m = _merge_flags(flags_t, flags, cols) if max_cols > 0 else 0
+        sparse_batch = 0 < m <= max_cols  # then the first layer works on the m nonzero columns only
+        if sparse_batch:
             xc = xc_buf[:B * m].reshape((B, m))
             Wc = Wc_buf[:m * n_1].reshape((m, n_1))
             Gc = Gc_buf[:m * n_1].reshape((m, n_1))
-            _compact(src, src_rows, Ws[0], cols, m, xc, Wc)
         else:
-            if max_cols > 0 and keep_input == 1.0:  # dense after all: now gather xb
-                _gather(X, rows, xb)
             xc = xc_buf[:0].reshape((0, 0))
             Wc = Wc_buf[:0].reshape((0, 0))
             Gc = Gc_buf[:0].reshape((0, 0))
-        out = _forward(acts, Ws, bs, alphas, zs, as_, xb, keep_hidden, seed, step, True, xc, Wc)
-        batch_loss = _loss_sum(loss, acts[L - 1], zs[L - 1][:B], out, yb) / B
+        if sparse_batch or (max_cols > 0 and keep_input == 1.0):
+            if keep_input < 1.0:
+                src, src_rows = xbuf, identity[:B]
+            else:
+                src, src_rows = X, rows
+            if nt == 1:
+                _part_first_layer(0, 1, sparse_batch, X, rows, src, src_rows, Ws[0], cols, m, xc, Wc, xbuf)
+            else:
+                _team_first_layer(nt, sparse_batch, X, rows, src, src_rows, Ws[0], cols, m, xc, Wc, xbuf)
+        if nt == 1:
+            _part_forward(0, 1, net, xbuf, B, loss, ybuf, labels, rows, keep_hidden, seed, step, xc, Wc, loss_t,
+                          correct_t)
+        else:
+            _team_forward(nt, net, xbuf, B, loss, ybuf, labels, rows, keep_hidden, seed, step, xc, Wc, loss_t,
+                          correct_t)
+        batch_loss = 0.0
+        for u in range(nt):
+            batch_loss += loss_t[u]
+        batch_loss /= B
         if l1 != 0.0 or l2 != 0.0:
             for l in range(L):
                 batch_loss += _penalty(Ws[l], l1, l2)
-        if not math.isfinite(batch_loss):
+        if not math.isfinite(batch_loss):  # checked before anything is updated with it
             diverged = True
             break
-        _backward(acts, loss, Ws, alphas, zs, as_, deltas, gs, dWs, dbs, dalphas, xb, yb, keep_hidden, seed, step,
-                  xc, Gc)
+        # backward and update, top layer first: each layer is updated as soon as its W has
+        # carried the error down to the layer below
         inv_b = 1.0 / B
-        nest = nesterov != 0.0
-        for l in range(L):
-            if l == 0 and xc.shape[1] > 0:
-                sq = _step_rows(Ws[0], Gc, vWs[0], cols, m, inv_b, l1, l2, lr, mu, nest)
+        for l in range(L - 1, -1, -1):
+            if nt == 1:
+                _part_gradient(0, 1, l, net, xbuf, B, keep_hidden, seed, step, xc, Gc)
+                _part_update(0, 1, l, net, Gc, cols, m, inv_b, l1, l2, lr, mu, nest, sq_t)
             else:
-                sq = _step(Ws[l], dWs[l], vWs[l], inv_b, l1, l2, lr, mu, nest)
+                _team_gradient(nt, l, net, xbuf, B, keep_hidden, seed, step, xc, Gc)
+                _team_update(nt, l, net, Gc, cols, m, inv_b, l1, l2, lr, mu, nest, sq_t)
+            sq = 0.0
+            for u in range(nt):
+                sq += sq_t[u]
             grad_norm_sum[l] += math.sqrt(sq)
-            _step(bs[l], dbs[l], vbs[l], inv_b, 0.0, 0.0, lr, mu, nest)
-            if alphas[l].shape[0] > 0:
-                _sgd_update(alphas[l], dalphas[l], valphas[l], lr, mu, nest)
         loss_sum += batch_loss * B
         n_seen += B
         n_batches += 1
-        if labels.shape[0] > 0:
-            for i in range(B):
-                if single_sigmoid:
-                    pred = 1 if out[i, 0] > 0.5 else 0
-                else:
-                    pred = 0
-                    for j in range(1, n_out):
-                        if out[i, j] > out[i, pred]:
-                            pred = j
-                if pred == labels[order[start + i]]:
-                    correct += 1
+        for u in range(nt):
+            correct += correct_t[u]
     return loss_sum, correct, n_seen, n_batches, diverged
 
 
 def _tl(arrays) -> typed.List:
     return typed.List(arrays)
+
+
+# The fused epoch splits each batch across a team of Numba's threads, the BLAS on one thread
+# underneath, where kernels/team.py says a team pays.  A prange costs more to open than a Cython
+# barrier, so the threshold is higher: at 64-64-10 x batch 128 (0.6 M multiply-adds) the team lost
+# (21.9 ms an epoch against 17.1 ms), at 784-64-10 x 128 (6.6 M) it won, 54.2 against 59.5 ms
+# (python benchmarks/team.py --small).
+TEAM_MIN_WORK = 2 ** 20
+
+
+def _threads() -> int:
+    """Numba's thread count (fastnn.set_num_threads sets it)."""
+    import numba
+
+    return numba.get_num_threads()
+
+
+def team_size(spec, batch_size: int) -> int:
+    """Threads of the fused epoch's team (kernels/team.py): Numba's thread count where the work allows, else 1."""
+    return team.size(spec, batch_size, _threads(), TEAM_MIN_WORK)
+
+
+def fit_scope(spec, batch_size: int):
+    """What fastnn.fit holds around its epochs: the BLAS on one thread while they run on a team (kernels/team.py)."""
+    return team.fit_scope(team_size(spec, batch_size))
 
 
 def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
@@ -715,9 +887,12 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     h = (float(hyper.lr), float(hyper.momentum), float(hyper.nesterov), float(hyper.l1), float(hyper.l2),
          float(hyper.keep_input), float(hyper.keep_hidden))
     gn = np.zeros(spec.n_layers)
-    loss_sum, correct, n_seen, n_batches, diverged = _epoch(
-        data, np.array(spec.acts, dtype=np.int64), spec.loss, params, vel, bufs,
-        sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt), h,
-        np.uint64(hyper.seed), np.int64(step0), batch_size, gn)
+    nt = team_size(spec, batch_size)
+    partials = (np.zeros((nt, X.shape[1]), dtype=np.uint8), np.zeros(nt), np.zeros(nt, dtype=np.int64), np.zeros(nt))
+    args = (data, np.array(spec.acts, dtype=np.int64), spec.loss, params, vel, bufs,
+            sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt), h,
+            np.uint64(hyper.seed), np.int64(step0), batch_size, gn, partials)
+    with blas.single_threaded() if nt > 1 else contextlib.nullcontext():  # each thread calls the BLAS on its slice
+        loss_sum, correct, n_seen, n_batches, diverged = _epoch(*args)
     return EpochStats(loss_sum=loss_sum, correct=int(correct), n_seen=int(n_seen), grad_norm_sum=gn,
                       n_batches=int(n_batches), diverged=bool(diverged))

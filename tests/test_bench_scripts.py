@@ -38,3 +38,12 @@ def test_blas_choice_script():
         pytest.skip("this NumPy bundles no OpenBLAS of its own: nothing to compare")
     out = _run("blas_choice.py", "--rows", "640", "--rounds", "1", "--epochs", "1", "--batches", "64")
     assert "numba  batch   64: scipy" in out and "cython batch   64: scipy" in out
+
+
+@pytest.mark.skipif(not {"numba", "cython"} & set(__import__("fastnn").backends.available()),
+                    reason="needs a compiled CPU backend")
+def test_team_script():
+    out = _run("team.py", "--rows", "640", "--rounds", "1", "--batches", "64")
+    assert "batch   64: team / no team:" in out
+    out = _run("team.py", "--small", "--rows", "200", "--rounds", "1")
+    assert "8-16-4 batch   32" in out

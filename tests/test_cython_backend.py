@@ -476,7 +476,7 @@ def test_portable_build_passes_the_kernel_and_fused_epoch_tests():
     assert which.stdout.strip() == "fastnn.kernels.cython._epoch", which.stderr  # the portable module, not _avx2
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cython",
                           str(root / "test_kernels.py"), str(root / "test_fused_epoch.py"),
-                          str(root / "test_cython_team.py")],
+                          str(root / "test_team.py")],
                          capture_output=True, text=True, env=env, timeout=900, cwd=root.parent)
     assert res.returncode == 0, res.stdout[-3000:]
     assert " passed" in res.stdout and " failed" not in res.stdout

@@ -1,39 +1,48 @@
-"""The Cython fused epoch on an OpenMP thread team: the same weights as the reference, whatever the team size.
+"""The fused epochs on a thread team: the same weights as the reference, whatever the team size.
 
 Each thread owns a slice of every batch's rows (forward, loss, deltas) and of every parameter
-(gradient and update), with barriers between steps, and calls a single-threaded BLAS on its
-slices.  The tests force a team on networks far below the size that chooses one on its own
-(``TEAM_MIN_WORK``), and use 3 threads too, so that the rows split unevenly and, at batch 1,
-some threads own no rows at all.
+(gradient and update) and calls a single-threaded BLAS on its slices: Cython with one OpenMP team
+and barriers, Numba with a prange over the threads per step.  The tests force a team on networks
+far below the size that chooses one on its own (``TEAM_MIN_WORK``), and use 3 threads too, so
+that the rows split unevenly and, at batch 1, some threads own no rows at all.
 """
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import backends, codes
+from fastnn.kernels import blas
 
-pytestmark = pytest.mark.skipif("cython" not in backends.available(), reason="the Cython backend is not built")
+from test_fused_epoch import CONFIGS, _run, _step_by_step  # noqa: E402  (tests/ is on sys.path under pytest)
 
-if "cython" in backends.available():
-    from fastnn.kernels import blas, cython_cpu
+TEAMED = [name for name in ("numba", "cython") if name in backends.available()]
+pytestmark = pytest.mark.skipif(not TEAMED, reason="no compiled CPU backend is installed")
 
-from test_fused_epoch import CONFIGS, _run  # noqa: E402  (tests/ is on sys.path under pytest)
+
+def _module(name):
+    return backends.get(name)
 
 
 @pytest.fixture
 def team(monkeypatch, request):
-    """Force a fused-epoch team of request.param threads on any network and batch."""
-    if not cython_cpu.HAVE_OPENMP:
+    """(backend name, threads): force a fused-epoch team of that many threads on any network and batch."""
+    name, n = request.param
+    mod = _module(name)
+    if name == "cython" and not mod.HAVE_OPENMP:
         pytest.skip("the Cython backend was built without OpenMP: no team")
     if blas.thread_control() is None:
         pytest.skip("fastnn cannot set this BLAS's thread count: no team")
-    monkeypatch.setattr(cython_cpu, "TEAM_MIN_WORK", 0)
-    monkeypatch.setattr(cython_cpu, "get_num_threads", lambda: request.param)
-    return request.param
+    monkeypatch.setattr(mod, "TEAM_MIN_WORK", 0)
+    monkeypatch.setattr(mod, "get_num_threads" if name == "cython" else "_threads", lambda: n)
+    return name
 
 
 def _blas_threads() -> int:
     return blas.thread_control()[0]()
+
+
+def _teams(*sizes):
+    return [pytest.param((name, n), id=f"{name}-{n}-threads") for name in TEAMED for n in sizes]
 
 
 # test_fused_epoch's configurations, and its two "everything" ones without PReLU (which keeps a
@@ -47,11 +56,11 @@ TEAM_CONFIGS = {**CONFIGS,
                                                    fit=dict(momentum=0.9, batch_size=5), sparse=True)}
 
 
-@pytest.mark.parametrize("team", [2, 3], indirect=True)
+@pytest.mark.parametrize("team", _teams(2, 3), indirect=True)
 @pytest.mark.parametrize("config", list(TEAM_CONFIGS))
 def test_team_epoch_equals_reference_float64(team, config):
     ref, h_ref = _run("numpy", "float64", TEAM_CONFIGS[config], fused=False)
-    got, h_got = _run("cython", "float64", TEAM_CONFIGS[config], fused=True)
+    got, h_got = _run(team, "float64", TEAM_CONFIGS[config], fused=True)
     for a, b in zip(ref.weights + ref.biases + ref.alphas, got.weights + got.biases + got.alphas):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(h_got.loss, h_ref.loss, rtol=1e-9)
@@ -59,7 +68,7 @@ def test_team_epoch_equals_reference_float64(team, config):
     np.testing.assert_allclose(h_got.grad_norms, h_ref.grad_norms, rtol=1e-9)
 
 
-@pytest.mark.parametrize("team", [2], indirect=True)
+@pytest.mark.parametrize("team", _teams(2), indirect=True)
 @pytest.mark.parametrize("batch", [1, 63, 64])
 def test_team_sparse_images_float64(team, batch):
     """784-pixel-like sparse inputs (most columns zero in a batch): the compacted first layer split across threads."""
@@ -69,37 +78,37 @@ def test_team_sparse_images_float64(team, batch):
     y = rng.integers(0, 5, 150)
     for l2, momentum in ((0.0, 0.0), (1e-3, 0.9)):  # plain SGD moves only the nonzero columns' rows
         runs = []
-        for name in ("numpy", "cython"):
+        for name in ("numpy", team):
             m = fastnn.MLP([60, 24, 12, 5], dtype="float64", seed=2, backend=name, l2=l2, dropout=0.2)
             if name == "numpy":
-                m._be = __import__("test_fused_epoch")._step_by_step(m._be)
+                m._be = _step_by_step(m._be)
             m.fit(X, y, epochs=2, lr=0.05, momentum=momentum, batch_size=batch, verbose=0)
             runs.append(m)
         for a, b in zip(runs[0].weights + runs[0].biases, runs[1].weights + runs[1].biases):
             np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("team", [2], indirect=True)
+@pytest.mark.parametrize("team", _teams(2), indirect=True)
 def test_team_float32_close_to_reference(team):
     config = CONFIGS["plain-relu"]
-    fused, _ = _run("cython", "float32", config, fused=True)
+    fused, _ = _run(team, "float32", config, fused=True)
     ref, _ = _run("numpy", "float32", config, fused=False)
     for a, b in zip(ref.weights, fused.weights):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("team", [2], indirect=True)
+@pytest.mark.parametrize("team", _teams(2), indirect=True)
 def test_team_divergence_keeps_finite_weights(team):
     rng = np.random.default_rng(0)
     X, y = rng.normal(0, 100, (64, 3)), rng.normal(0, 100, (64, 1))
-    m = fastnn.MLP([3, 16, 1], output="identity", seed=0, backend="cython")
+    m = fastnn.MLP([3, 16, 1], output="identity", seed=0, backend=team)
     with pytest.warns(fastnn.TrainingDivergedWarning):
         h = m.fit(X, y, epochs=50, batch_size=8, lr=5.0, verbose=0)
     assert h.diverged
     assert all(np.isfinite(p).all() for p in m.weights + m.biases)
 
 
-@pytest.mark.parametrize("team", [2], indirect=True)
+@pytest.mark.parametrize("team", _teams(2), indirect=True)
 def test_blas_on_one_thread_during_fit_and_restored_after(team):
     """fit holds the BLAS at one thread while the team trains (validation included), then gives the count back."""
     before = _blas_threads()
@@ -111,7 +120,7 @@ def test_blas_on_one_thread_during_fit_and_restored_after(team):
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(40, 5)), rng.integers(0, 3, 40)
-    m = fastnn.MLP([5, 8, 3], seed=0, backend="cython")
+    m = fastnn.MLP([5, 8, 3], seed=0, backend=team)
     m.fit(X, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25, callbacks=[Watch()])
     assert seen == [1, 1]
     assert _blas_threads() == before
@@ -125,23 +134,29 @@ def test_blas_on_one_thread_during_fit_and_restored_after(team):
     assert _blas_threads() == before
 
 
-def test_team_size_rules(monkeypatch):
-    if not cython_cpu.HAVE_OPENMP or blas.thread_control() is None:
+@pytest.mark.parametrize("name", TEAMED)
+def test_team_size_rules(monkeypatch, name):
+    mod = _module(name)
+    if (name == "cython" and not mod.HAVE_OPENMP) or blas.thread_control() is None:
         pytest.skip("no team possible in this build")
-    monkeypatch.setattr(cython_cpu, "get_num_threads", lambda: 2)
-    mnist = fastnn.MLP([784, 256, 128, 10], backend="cython")._spec
-    tiny = fastnn.MLP([8, 16, 4], backend="cython")._spec
-    prelu = fastnn.MLP([784, 256, 10], activation="prelu", backend="cython")._spec
-    assert cython_cpu.team_size(mnist, 1) == 2  # the update of 235k weights is worth splitting
-    assert cython_cpu.team_size(mnist, 512) == 2
-    assert cython_cpu.team_size(tiny, 512) == 1  # 192 weights: barriers cost more than they save
-    assert cython_cpu.team_size(prelu, 512) == 1  # the slope's gradient sums over rows
-    monkeypatch.setattr(cython_cpu, "get_num_threads", lambda: 1)
-    assert cython_cpu.team_size(mnist, 512) == 1
+    threads = "get_num_threads" if name == "cython" else "_threads"
+    monkeypatch.setattr(mod, threads, lambda: 2)
+    mnist = fastnn.MLP([784, 256, 128, 10], backend=name)._spec
+    tiny = fastnn.MLP([8, 16, 4], backend=name)._spec
+    prelu = fastnn.MLP([784, 256, 10], activation="prelu", backend=name)._spec
     assert codes.PRELU in prelu.acts
+    assert mod.team_size(mnist, 32) == 2
+    assert mod.team_size(mnist, 512) == 2
+    assert mod.team_size(tiny, 512) == 1  # 192 weights: synchronising costs more than the split saves
+    assert mod.team_size(prelu, 512) == 1  # the slope's gradient sums over rows
+    monkeypatch.setattr(mod, threads, lambda: 1)
+    assert mod.team_size(mnist, 512) == 1
+    with mod.fit_scope(tiny, 512) as held:  # no team: the BLAS keeps its threads
+        assert held is False
 
 
-def test_train_epoch_rejects_a_team_of_none():
+@pytest.mark.skipif("cython" not in backends.available(), reason="the Cython backend is not built")
+def test_cython_train_epoch_rejects_a_team_of_none():
     from fastnn.kernels.cython import _epoch
     with pytest.raises(ValueError, match="threads=0 must be at least 1"):
         _epoch.train_epoch((None,) * 6, [], None, 0, 2, 0, np.zeros(0), None, 0)

@@ -1,0 +1,83 @@
+"""The fused epochs on a thread team against the same epochs on the BLAS's threads, round-robin.
+
+    FASTNN_MNIST=../shared/data/mnist python benchmarks/team.py [--batches 32,128,512] [--rounds 5]
+    python benchmarks/team.py --small        # small networks on random data: where a team stops paying
+
+Each backend's fused epoch runs on a team of fastnn's thread count (kernels/team.py) when a batch
+carries at least ``TEAM_MIN_WORK`` multiply-adds; this sets that threshold to 0 (always a team) or
+out of reach (never) in turn, with ``fastnn.bench.SETTLE_S`` of pause before each epoch, and prints
+the medians.  The epoch is one ``fit(epochs=1)``, as ``fastnn bench`` times it (that includes
+fit's own setup, about a millisecond, which dominates the smallest networks).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import fastnn
+from fastnn import backends, bench
+from fastnn.kernels import team
+
+SMALL = [([8, 16, 4], 32), ([64, 64, 10], 32), ([64, 64, 10], 128), ([64, 64, 10], 512), ([128, 128, 10], 32),
+         ([784, 32, 10], 32), ([784, 64, 10], 128)]
+
+
+def _compare(run, module, rounds: int) -> tuple[float, float]:
+    """(team, no team) medians of ``run()`` with module.TEAM_MIN_WORK forced each way, alternating."""
+    saved = module.TEAM_MIN_WORK
+    res: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for _ in range(rounds):
+            for on in (True, False):
+                module.TEAM_MIN_WORK = 0 if on else 1 << 62
+                time.sleep(bench.SETTLE_S)
+                t0 = time.perf_counter()
+                run()
+                res[on].append(time.perf_counter() - t0)
+    finally:
+        module.TEAM_MIN_WORK = saved
+    return statistics.median(res[True]), statistics.median(res[False])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="32,128,512")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rows", type=int, default=60000, help="training rows per epoch")
+    ap.add_argument("--data", default=None, help="MNIST directory (default: $FASTNN_MNIST, else the bundled subset)")
+    ap.add_argument("--small", action="store_true", help="small networks on random data instead of MNIST")
+    args = ap.parse_args()
+    names = [n for n in ("numba", "cython") if n in backends.available()]
+    print(f"{fastnn.get_num_threads()} threads; team vs no team, medians of {args.rounds} epochs")
+    if args.small:
+        rng = np.random.default_rng(0)
+        for sizes, batch in SMALL:
+            X = rng.random((min(args.rows, 20000), sizes[0]), dtype=np.float32)
+            y = rng.integers(0, sizes[-1], X.shape[0])
+            cells = []
+            for name in names:
+                m = fastnn.MLP(sizes, dtype="float32", backend=name, seed=0)
+                m.fit(X, y, epochs=1, batch_size=batch, verbose=0)  # compile, warm up
+                on, off = _compare(lambda: m.fit(X, y, epochs=1, batch_size=batch, verbose=0),
+                                   backends.get(name), args.rounds)
+                cells.append(f"{name} {on * 1e3:.1f} / {off * 1e3:.1f} ms")
+            w = team.work(fastnn.MLP(sizes)._spec, batch)
+            print(f"{'-'.join(map(str, sizes)):>12} batch {batch:>4} ({w / 1e6:.2f} M multiply-adds): "
+                  f"team / no team: {', '.join(cells)}", flush=True)
+        return
+    X, y = bench.epoch_data(args.data, n=args.rows)
+    for batch in (int(b) for b in args.batches.split(",")):
+        cells = []
+        for name in names:
+            case = bench._epoch_case(name, X, y, batch)
+            case.run()  # compile, warm up
+            on, off = _compare(case.run, backends.get(name), args.rounds)
+            cells.append(f"{name} {on:.3f} / {off:.3f} s ({off / on:.2f}x)")
+        print(f"batch {batch:>4}: team / no team: {', '.join(cells)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

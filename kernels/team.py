@@ -1,0 +1,48 @@
+"""When the compiled backends' fused epoch runs on a thread team of its own, and what fit holds meanwhile.
+
+With the BLAS's threads (the old way), everything between two matrix products (gathering the
+batch, the sparse-input test, activations, the update) ran on one core while the BLAS's other
+threads waited, spinning.  A team splits the whole epoch instead: each thread owns a slice of every
+batch's rows (forward pass, loss, deltas) and of every parameter (gradient, update) and calls a
+single-threaded BLAS on its slices.  The Cython backend holds one OpenMP team for the epoch with
+barriers between steps (kernels/cython/_epoch.pyx); the Numba backend opens a ``prange`` over the
+threads for each step (kernels/numba_cpu.py).
+"""
+from __future__ import annotations
+
+import contextlib
+
+from fastnn import codes
+from fastnn.kernels import blas
+
+# A team pays once a batch carries enough work: (batch + 1) x (the network's weights) multiply-adds,
+# the products plus the update.  Below it the synchronisation costs more than the split saves (a
+# 64-64-10 network at batch 32 took 24 ms an epoch on a Cython team against 13 ms without; MNIST's
+# 784-256-128-10 won at every batch down to 1), measured on the 2-core development machine.
+MIN_WORK = 2 ** 18
+
+
+def work(spec, batch_size: int) -> int:
+    """(batch + 1) x the number of weights: a batch's multiply-adds, its update included."""
+    return (batch_size + 1) * sum(a * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:]))
+
+
+def size(spec, batch_size: int, threads: int, min_work: int = MIN_WORK) -> int:
+    """Threads of the fused epoch's team: ``threads`` when the work pays and the BLAS can be held to one thread.
+
+    PReLU networks stay on one thread (the slope's gradient is a sum over the batch's rows).
+    """
+    if (threads < 2 or work(spec, batch_size) < min_work or codes.PRELU in spec.acts
+            or blas.thread_control() is None):
+        return 1
+    return threads
+
+
+def fit_scope(team: int):
+    """What fastnn.fit holds around its epochs: the BLAS on one thread while the epochs run on a team.
+
+    Otherwise each validation pass between epochs, on the BLAS's own threads, would leave an
+    OpenBLAS worker spinning (about 0.1 s, OpenBLAS's default) into the next epoch, on the cores
+    the team needs.  The BLAS thread count is restored when fit returns.
+    """
+    return blas.single_threaded() if team > 1 else contextlib.nullcontext(False)
