@@ -2,6 +2,7 @@
 
     FASTNN_MNIST=../shared/data/mnist python benchmarks/team.py [--batches 32,128,512] [--rounds 5]
     python benchmarks/team.py --small        # small networks on random data: where a team stops paying
+    python benchmarks/team.py --gemm         # does splitting a product across threads cost the BLAS speed?
 
 Each backend's fused epoch runs on a team of fastnn's thread count (kernels/team.py) when a batch
 carries at least ``TEAM_MIN_WORK`` multiply-adds; this sets that threshold to 0 (always a team) or
@@ -42,6 +43,52 @@ def _compare(run, module, rounds: int) -> tuple[float, float]:
     return statistics.median(res[True]), statistics.median(res[False])
 
 
+def split_gemm(rounds: int, reps: int = 200) -> None:
+    """(512 x 784) @ (784 x 256): the BLAS on 2 threads, against 2 threads each computing half the rows on a
+    1-thread BLAS (what a team does), against 1 thread; GFLOP/s of the medians."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    A = rng.random((512, 784), dtype=np.float32)
+    W = rng.random((784, 256), dtype=np.float32)
+    C = np.empty((512, 256), dtype=np.float32)
+    pool = ThreadPoolExecutor(2)
+
+    def half(i: int) -> None:
+        np.matmul(A[i * 256:(i + 1) * 256], W, out=C[i * 256:(i + 1) * 256])
+
+    def blas_threads() -> None:
+        with threadpool_limits(2):
+            for _ in range(reps):
+                np.matmul(A, W, out=C)
+
+    def halves() -> None:
+        with threadpool_limits(1):
+            for _ in range(reps):
+                list(pool.map(half, (0, 1)))
+
+    def one() -> None:
+        with threadpool_limits(1):
+            for _ in range(reps):
+                np.matmul(A, W, out=C)
+
+    runs = {"BLAS on 2 threads": blas_threads, "2 Python threads, half the rows each, BLAS on 1": halves,
+            "1 thread": one}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for f in runs.values():
+        f()  # warm up
+    for _ in range(rounds):
+        for name, f in runs.items():
+            time.sleep(bench.SETTLE_S)
+            t0 = time.perf_counter()
+            f()
+            times[name].append((time.perf_counter() - t0) / reps)
+    for name, v in times.items():
+        print(f"{name}: {2 * 512 * 784 * 256 / statistics.median(v) / 1e9:.0f} GFLOP/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="32,128,512")
@@ -49,7 +96,11 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=60000, help="training rows per epoch")
     ap.add_argument("--data", default=None, help="MNIST directory (default: $FASTNN_MNIST, else the bundled subset)")
     ap.add_argument("--small", action="store_true", help="small networks on random data instead of MNIST")
+    ap.add_argument("--gemm", action="store_true", help="one product split across threads, against the BLAS's threads")
     args = ap.parse_args()
+    if args.gemm:
+        split_gemm(args.rounds)
+        return
     names = [n for n in ("numba", "cython") if n in backends.available()]
     print(f"{fastnn.get_num_threads()} threads; team vs no team, medians of {args.rounds} epochs")
     if args.small:

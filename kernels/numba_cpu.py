@@ -4,8 +4,11 @@ Each public kernel is a thin wrapper that hands contiguous arrays to a private c
 (the first line of whose docstring is its equation).  Matrix products go to BLAS through
 ``numba_blas.gemm`` (NumPy's bundled OpenBLAS when usable, else SciPy's: kernels/blas.py);
 ``matmul_blocked`` is a hand-written cache-blocked kernel kept for teaching and for the
-benchmarks.  Elementwise work is serial: at these sizes a ``prange`` over it never paid off against BLAS owning the cores (see DESIGN.md, "Performance habits").  The fused
-epoch runs a sparse batch's first layer on its nonzero input columns only ("sparse input" below).
+benchmarks.  The single kernels' elementwise work is serial: at these sizes a ``prange`` over it
+never paid off against a BLAS that owns the cores (see DESIGN.md, "Performance habits").  The fused
+epoch turns that around where a batch carries enough work: it splits the whole batch across a team
+of threads, each calling a single-threaded BLAS on its slice (kernels/team.py, "the team" below), and
+runs a sparse batch's first layer on its nonzero input columns only ("sparse input" below).
 """
 from __future__ import annotations
 
@@ -851,9 +854,9 @@ def _tl(arrays) -> typed.List:
 
 # The fused epoch splits each batch across a team of Numba's threads, the BLAS on one thread
 # underneath, where kernels/team.py says a team pays.  A prange costs more to open than a Cython
-# barrier, so the threshold is higher: at 64-64-10 x batch 128 (0.6 M multiply-adds) the team lost
-# (21.9 ms an epoch against 17.1 ms), at 784-64-10 x 128 (6.6 M) it won, 54.2 against 59.5 ms
-# (python benchmarks/team.py --small).
+# barrier, so the threshold is higher: `python benchmarks/team.py --small` (2026-12-03 06:20 UTC),
+# team against no team: 64-64-10 at batch 32 (0.16 M multiply-adds) 25.7 against 17.4 ms an epoch,
+# 128-128-10 at 32 (0.58 M) 37.3 against 36.4, 64-64-10 at 512 (2.4 M) 11.9 against 15.7.
 TEAM_MIN_WORK = 2 ** 20
 
 

@@ -16,9 +16,11 @@ from fastnn import codes
 from fastnn.kernels import blas
 
 # A team pays once a batch carries enough work: (batch + 1) x (the network's weights) multiply-adds,
-# the products plus the update.  Below it the synchronisation costs more than the split saves (a
-# 64-64-10 network at batch 32 took 24 ms an epoch on a Cython team against 13 ms without; MNIST's
-# 784-256-128-10 won at every batch down to 1), measured on the 2-core development machine.
+# the products plus the update.  Below it the synchronisation costs more than the split saves.  On
+# the 2-core development machine (`python benchmarks/team.py --small`, 2026-12-03 06:20 UTC) a Cython
+# team took 17.8 ms an epoch against 14.2 ms without at 64-64-10, batch 32 (0.16 M multiply-adds) and
+# 25.4 against 32.3 ms at 128-128-10, batch 32 (0.58 M).  This is Cython's threshold; Numba's is
+# higher (kernels/numba_cpu.py).
 MIN_WORK = 2 ** 18
 
 

@@ -47,3 +47,4 @@ def test_team_script():
     assert "batch   64: team / no team:" in out
     out = _run("team.py", "--small", "--rows", "200", "--rounds", "1")
     assert "8-16-4 batch   32" in out
+    assert "GFLOP/s" in _run("team.py", "--gemm", "--rounds", "1")

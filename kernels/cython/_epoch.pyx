@@ -23,16 +23,14 @@ plain path; the test costs one pass over the batch.  (The same scheme as the Num
 
 Threads: the epoch runs on its own OpenMP team (``threads``), not on the BLAS's threads.  With the
 BLAS's threads, everything between two products (gathering, the sparse test, activations, the
-update) ran on one core while the other waited: on the development machine about 15% of a
-1-thread batch-512 epoch, and its OpenBLAS workers spun between products on the cores an OpenMP
-loop would need.  Here each thread owns a slice of the batch's rows (forward, loss, deltas: no
+update) ran on one core while the other waited, and its OpenBLAS workers spun between products on
+the cores an OpenMP loop would need.  Here each thread owns a slice of the batch's rows (forward, loss, deltas: no
 barrier from the first layer to the loss) and a slice of every parameter (gradient and update),
 calls a single-threaded BLAS on its slices, and meets the others at a barrier wherever it reads
-what they wrote (about ten per batch).  The split costs a product nothing: two threads on half
-the rows each ran (512 x 784) @ (784 x 256) at 167 GFLOP/s against OpenBLAS's own 176 on two threads
-(throwaway check: two Python threads each calling np.matmul on half, threadpoolctl limit 1),
-while the work in between now runs on both cores: see cython_cpu.team_size for when a team pays.
-threads = 1 is the serial loop (barriers are no-ops outside a parallel region).
+what they wrote (about ten per batch).  Splitting a product this way costs the BLAS little
+(``python benchmarks/team.py --gemm``), while the work in between now runs on both cores; see
+kernels/team.py for when a team pays.  threads = 1 is the serial loop (barriers are no-ops outside
+a parallel region).
 
 Python sees this module once per epoch: ``train_epoch`` checks every buffer (dtype, shape,
 C order), collects their addresses into C structs, and releases the GIL for the whole loop.
