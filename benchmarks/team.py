@@ -3,6 +3,7 @@
     FASTNN_MNIST=../shared/data/mnist python benchmarks/team.py [--batches 32,128,512] [--rounds 5]
     python benchmarks/team.py --small        # small networks on random data: where a team stops paying
     python benchmarks/team.py --gemm         # does splitting a product across threads cost the BLAS speed?
+    FASTNN_MNIST=../shared/data/mnist python benchmarks/team.py --validation   # fit's BLAS scope on / off
 
 Each backend's fused epoch runs on a team of fastnn's thread count (kernels/team.py) when a batch
 carries at least ``TEAM_MIN_WORK`` multiply-adds; this sets that threshold to 0 (always a team) or
@@ -89,6 +90,31 @@ def split_gemm(rounds: int, reps: int = 200) -> None:
         print(f"{name}: {2 * 512 * 784 * 256 / statistics.median(v) / 1e9:.0f} GFLOP/s")
 
 
+def validation_scope(X, y, names: list[str], batch: int, rounds: int, epochs: int = 4) -> None:
+    """Epoch times of fits with 10,000 validation rows, the backend's fit_scope (the BLAS held at one
+    thread for the whole fit) on and replaced by a no-op, alternating; each epoch includes its validation pass."""
+    import contextlib
+
+    Xv, yv = X[:10000], y[:10000]
+    for name in names:
+        module = backends.get(name)
+        scope = module.fit_scope
+        m = fastnn.MLP([784, 256, 128, 10], dtype="float32", backend=name, seed=0)
+        m.fit(X, y, epochs=1, batch_size=batch, verbose=0)  # compile, warm up
+        res: dict[bool, list[float]] = {True: [], False: []}
+        try:
+            for _ in range(rounds):
+                for on in (True, False):
+                    module.fit_scope = scope if on else (lambda spec, b: contextlib.nullcontext(False))
+                    time.sleep(bench.SETTLE_S)
+                    h = m.fit(X, y, epochs=epochs, batch_size=batch, lr=0.01, verbose=0, validation_data=(Xv, yv))
+                    res[on] += h.epoch_time[1:]  # the first epoch may meet threads spinning from before
+        finally:
+            module.fit_scope = scope
+        print(f"{name} batch {batch}: epoch + validation, scope on {statistics.median(res[True]):.3f} s, "
+              f"off {statistics.median(res[False]):.3f} s (medians of {len(res[True])})", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="32,128,512")
@@ -97,12 +123,15 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="MNIST directory (default: $FASTNN_MNIST, else the bundled subset)")
     ap.add_argument("--small", action="store_true", help="small networks on random data instead of MNIST")
     ap.add_argument("--gemm", action="store_true", help="one product split across threads, against the BLAS's threads")
+    ap.add_argument("--validation", action="store_true",
+                    help="fits with validation data, fit's BLAS scope on and off (784-256-128-10)")
     args = ap.parse_args()
     if args.gemm:
         split_gemm(args.rounds)
         return
     names = [n for n in ("numba", "cython") if n in backends.available()]
-    print(f"{fastnn.get_num_threads()} threads; team vs no team, medians of {args.rounds} epochs")
+    if not args.validation:
+        print(f"{fastnn.get_num_threads()} threads; team vs no team, medians of {args.rounds} epochs")
     if args.small:
         rng = np.random.default_rng(0)
         for sizes, batch in SMALL:
@@ -120,6 +149,10 @@ def main() -> None:
                   f"team / no team: {', '.join(cells)}", flush=True)
         return
     X, y = bench.epoch_data(args.data, n=args.rows)
+    if args.validation:
+        for batch in (int(b) for b in args.batches.split(",")):
+            validation_scope(X, y, names, batch, args.rounds)
+        return
     for batch in (int(b) for b in args.batches.split(",")):
         cells = []
         for name in names:

@@ -711,8 +711,8 @@ def _part_update(t, nt, l, net, Gc, cols, m, inv_b, l1, l2, lr, mu, nesterov, sq
 
 
 # The team: each part above once per thread.  Numba starts a parallel region per prange loop (a
-# few microseconds), so the epoch opens five of them per layer-batch instead of holding one team
-# with barriers as the Cython backend does; one thread calls the parts directly.
+# few microseconds), so an epoch of L layers opens up to 3 + 2 L of them per batch where the
+# Cython backend holds one team with barriers; a team of one calls the parts directly.
 
 
 @jit(parallel=True)

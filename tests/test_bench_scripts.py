@@ -48,3 +48,4 @@ def test_team_script():
     out = _run("team.py", "--small", "--rows", "200", "--rounds", "1")
     assert "8-16-4 batch   32" in out
     assert "GFLOP/s" in _run("team.py", "--gemm", "--rounds", "1")
+    assert "scope on" in _run("team.py", "--validation", "--rows", "640", "--rounds", "1", "--batches", "64")
