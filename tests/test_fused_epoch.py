@@ -37,6 +37,13 @@ CONFIGS = {
                               fit=dict(momentum=0.9, nesterov=True, batch_size=5), sparse=True),
     # batches of one row: about 1 in 6 rows is all zeros (m = 0, the dense path), the rest sparse
     "sparse-batch-1": dict(model=dict(activation="relu", l2=1e-3), fit=dict(batch_size=1), sparse=True),
+    # "everything" without PReLU, which keeps a network off the thread teams (tests/test_team.py)
+    "everything-no-prelu": dict(model=dict(activation=["relu", "tanh"], dropout=0.3, input_dropout=0.2,
+                                           l1=1e-3, l2=1e-2),
+                                fit=dict(momentum=0.9, nesterov=True, batch_size=16)),
+    "sparse-everything-no-prelu": dict(model=dict(activation=["elu", "sigmoid"], dropout=0.3, input_dropout=0.2,
+                                                  l1=1e-3, l2=1e-2),
+                                       fit=dict(momentum=0.9, batch_size=5), sparse=True),
 }
 
 

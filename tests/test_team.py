@@ -13,7 +13,8 @@ import fastnn
 from fastnn import backends, codes
 from fastnn.kernels import blas
 
-from test_fused_epoch import CONFIGS, _run, _step_by_step  # noqa: E402  (tests/ is on sys.path under pytest)
+import test_fused_epoch as fused  # noqa: E402  (tests/ is on sys.path under pytest)
+from test_fused_epoch import CONFIGS, _run, _step_by_step  # noqa: E402
 
 TEAMED = [name for name in ("numba", "cython") if name in backends.available()]
 pytestmark = pytest.mark.skipif(not TEAMED, reason="no compiled CPU backend is installed")
@@ -45,27 +46,11 @@ def _teams(*sizes):
     return [pytest.param((name, n), id=f"{name}-{n}-threads") for name in TEAMED for n in sizes]
 
 
-# test_fused_epoch's configurations, and its two "everything" ones without PReLU (which keeps a
-# network on one thread), so that input and hidden dropout, L1 + L2 and Nesterov run on the team
-TEAM_CONFIGS = {**CONFIGS,
-                "everything-no-prelu": dict(model=dict(activation=["relu", "tanh"], dropout=0.3, input_dropout=0.2,
-                                                       l1=1e-3, l2=1e-2),
-                                            fit=dict(momentum=0.9, nesterov=True, batch_size=16)),
-                "sparse-everything-no-prelu": dict(model=dict(activation=["elu", "sigmoid"], dropout=0.3,
-                                                              input_dropout=0.2, l1=1e-3, l2=1e-2),
-                                                   fit=dict(momentum=0.9, batch_size=5), sparse=True)}
-
-
 @pytest.mark.parametrize("team", _teams(2, 3), indirect=True)
-@pytest.mark.parametrize("config", list(TEAM_CONFIGS))
+@pytest.mark.parametrize("config", list(CONFIGS))
 def test_team_epoch_equals_reference_float64(team, config):
-    ref, h_ref = _run("numpy", "float64", TEAM_CONFIGS[config], fused=False)
-    got, h_got = _run(team, "float64", TEAM_CONFIGS[config], fused=True)
-    for a, b in zip(ref.weights + ref.biases + ref.alphas, got.weights + got.biases + got.alphas):
-        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(h_got.loss, h_ref.loss, rtol=1e-9)
-    np.testing.assert_array_equal(np.nan_to_num(h_got.accuracy, nan=-1), np.nan_to_num(h_ref.accuracy, nan=-1))
-    np.testing.assert_allclose(h_got.grad_norms, h_ref.grad_norms, rtol=1e-9)
+    """test_fused_epoch's comparison, every configuration (PReLU ones stay on one thread), on the team."""
+    fused.test_fused_epoch_equals_reference_float64(team, config)
 
 
 @pytest.mark.parametrize("team", _teams(2), indirect=True)
@@ -91,21 +76,15 @@ def test_team_sparse_images_float64(team, batch):
 @pytest.mark.parametrize("team", _teams(2), indirect=True)
 def test_team_float32_close_to_reference(team):
     config = CONFIGS["plain-relu"]
-    fused, _ = _run(team, "float32", config, fused=True)
+    got, _ = _run(team, "float32", config, fused=True)
     ref, _ = _run("numpy", "float32", config, fused=False)
-    for a, b in zip(ref.weights, fused.weights):
+    for a, b in zip(ref.weights, got.weights):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("team", _teams(2), indirect=True)
 def test_team_divergence_keeps_finite_weights(team):
-    rng = np.random.default_rng(0)
-    X, y = rng.normal(0, 100, (64, 3)), rng.normal(0, 100, (64, 1))
-    m = fastnn.MLP([3, 16, 1], output="identity", seed=0, backend=team)
-    with pytest.warns(fastnn.TrainingDivergedWarning):
-        h = m.fit(X, y, epochs=50, batch_size=8, lr=5.0, verbose=0)
-    assert h.diverged
-    assert all(np.isfinite(p).all() for p in m.weights + m.biases)
+    fused.test_fused_epoch_divergence_keeps_finite_weights(team)
 
 
 @pytest.mark.parametrize("team", _teams(2), indirect=True)
