@@ -212,8 +212,9 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
         for d, s in zip(dev.arrays(), saved):
             be.assign(d, s)
 
-    # A backend may hold something for the whole loop (Cython: its BLAS on one thread under the
-    # epoch's own thread team, so that a validation pass cannot leave BLAS threads spinning).
+    # A backend may hold something for the whole loop (numba, cython: the BLAS on one thread while
+    # the epochs run on their own thread team, so that a validation pass cannot leave BLAS threads
+    # spinning into the next epoch: kernels/team.py).
     scope = getattr(be, "fit_scope", None) if run_epoch is not engine.run_epoch else None
     held = contextlib.ExitStack()
     try:

@@ -229,7 +229,7 @@ def team_size(spec, batch_size: int) -> int:
 
 def fit_scope(spec, batch_size: int):
     """What fastnn.fit holds around its epochs: the BLAS on one thread while they run on a team (kernels/team.py)."""
-    return team.fit_scope(team_size(spec, batch_size))
+    return team.blas_held(team_size(spec, batch_size))
 
 
 def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
@@ -256,10 +256,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     threads = team_size(spec, batch_size)
     args = ((X, Y, labels, order, ws.x, ws.y), layers, hyper, spec.loss, int(batch_size), int(step0),
             grad_norm_sum, sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
-    if threads > 1:
-        with blas.single_threaded():  # each thread calls the BLAS on its own slice
-            loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(*args, threads=threads)
-    else:
-        loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(*args)
+    with team.blas_held(threads):
+        loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(*args, threads=threads)
     return EpochStats(loss_sum=float(loss_sum), correct=int(correct), n_seen=int(n_seen),
                       grad_norm_sum=grad_norm_sum, n_batches=int(n_batches), diverged=bool(diverged))

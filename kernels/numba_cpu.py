@@ -12,7 +12,6 @@ runs a sparse batch's first layer on its nonzero input columns only ("sparse inp
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -35,7 +34,7 @@ from fastnn.codes import (
 )
 from fastnn.engine import EpochStats
 from fastnn.kernels.numba_config import jit
-from fastnn.kernels import blas, formulas, sparse_input, team, vecmath
+from fastnn.kernels import formulas, sparse_input, team, vecmath
 from fastnn.kernels.numba_blas import gemm
 from fastnn.kernels.numpy_ref import GOLDEN, assign, dropout_key, empty, to_device, to_host  # noqa: F401
 
@@ -874,7 +873,7 @@ def team_size(spec, batch_size: int) -> int:
 
 def fit_scope(spec, batch_size: int):
     """What fastnn.fit holds around its epochs: the BLAS on one thread while they run on a team (kernels/team.py)."""
-    return team.fit_scope(team_size(spec, batch_size))
+    return team.blas_held(team_size(spec, batch_size))
 
 
 def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
@@ -895,7 +894,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     args = (data, np.array(spec.acts, dtype=np.int64), spec.loss, params, vel, bufs,
             sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt), h,
             np.uint64(hyper.seed), np.int64(step0), batch_size, gn, partials)
-    with blas.single_threaded() if nt > 1 else contextlib.nullcontext():  # each thread calls the BLAS on its slice
+    with team.blas_held(nt):
         loss_sum, correct, n_seen, n_batches, diverged = _epoch(*args)
     return EpochStats(loss_sum=loss_sum, correct=int(correct), n_seen=int(n_seen), grad_norm_sum=gn,
                       n_batches=int(n_batches), diverged=bool(diverged))

@@ -40,11 +40,12 @@ def size(spec, batch_size: int, threads: int, min_work: int = MIN_WORK) -> int:
     return threads
 
 
-def fit_scope(team: int):
-    """What fastnn.fit holds around its epochs: the BLAS on one thread while the epochs run on a team.
+def blas_held(team: int):
+    """The BLAS on one thread while a team of ``team`` threads runs (each calls it on its own slice); else nothing.
 
-    Otherwise each validation pass between epochs, on the BLAS's own threads, would leave an
-    OpenBLAS worker spinning (about 0.1 s, OpenBLAS's default) into the next epoch, on the cores
-    the team needs.  The BLAS thread count is restored when fit returns.
+    The backends' fused epochs hold it for one epoch, and fastnn.fit for all of them (each backend's
+    ``fit_scope``): otherwise each validation pass between epochs, on the BLAS's own threads, would
+    leave an OpenBLAS worker spinning (about 0.1 s, OpenBLAS's default) into the next epoch, on the
+    cores the team needs.  The BLAS thread count is restored on leaving.
     """
     return blas.single_threaded() if team > 1 else contextlib.nullcontext(False)

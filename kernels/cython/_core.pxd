@@ -450,13 +450,19 @@ cdef inline void output_delta(int loss, int act, const real *a, const real *y, r
 
 cdef inline void column_mean(const real *delta, real *db, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
     """db = (1/B) sum_b delta_b."""
+    column_mean_range(delta, db, B, n, 0, n)
+
+
+cdef inline void column_mean_range(const real *delta, real *db, Py_ssize_t B, Py_ssize_t n, Py_ssize_t j0,
+                                   Py_ssize_t j1) noexcept nogil:
+    """db_j = (1/B) sum_b delta_bj for the columns j in [j0, j1) (a thread's share)."""
     cdef Py_ssize_t i, j
-    for j in range(n):
+    for j in range(j0, j1):
         db[j] = 0
     for i in range(B):
-        for j in range(n):
+        for j in range(j0, j1):
             db[j] += delta[i * n + j]
-    for j in range(n):
+    for j in range(j0, j1):
         db[j] = db[j] / B
 
 

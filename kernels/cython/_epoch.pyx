@@ -193,19 +193,6 @@ cdef void _gather(const real *X, Py_ssize_t n, const int64_t *rows, Py_ssize_t B
         memcpy(&out[i * n], &X[rows[i] * n], n * sizeof(real))
 
 
-cdef void _column_mean_part(const real *delta, real *db, Py_ssize_t B, Py_ssize_t n, Py_ssize_t j0,
-                            Py_ssize_t j1) noexcept nogil:
-    """db_j = (1/B) sum_b delta_bj for j in [j0, j1)."""
-    cdef Py_ssize_t i, j
-    for j in range(j0, j1):
-        db[j] = 0
-    for i in range(B):
-        for j in range(j0, j1):
-            db[j] += delta[i * n + j]
-    for j in range(j0, j1):
-        db[j] = db[j] / B
-
-
 cdef double _descend_rows(real *W, const real *Gc, real *v, const real *zero_row, const int64_t *cols, Py_ssize_t m,
                           Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n_1, real l1, real l2, real lr, real mu,
                           bint nesterov, double *penalty_after) noexcept nogil:
@@ -374,7 +361,7 @@ cdef void _epoch_member(Team *tm, const real *X, int t, int nt) noexcept nogil:
                 _core.gemm(c'T', c'N', <int>(p1 - p0), <int>ly.n_out, <int>B, <real>inv_b, a_prev + p0, <int>ly.n_in,
                            <real *>ly.delta, <int>ly.n_out, 0, <real *>ly.dW + p0 * ly.n_out, <int>ly.n_out)
             c0, c1 = _part(ly.n_out, t, nt), _part(ly.n_out, t + 1, nt)
-            _column_mean_part(<real *>ly.delta, <real *>ly.db, B, ly.n_out, c0, c1)  # db = (1/B) sum_b delta_b
+            _core.column_mean_range(<real *>ly.delta, <real *>ly.db, B, ly.n_out, c0, c1)  # db = (1/B) sum_b delta_b
             if l > 0:  # this thread's rows: g = delta W^T [* m / keep];  delta_below = f'(z_below) * g
                 below = &layers[l - 1]
                 _core.gemm(c'N', c'T', <int>nr, <int>ly.n_in, <int>ly.n_out, 1, <real *>ly.delta + r0 * ly.n_out,
