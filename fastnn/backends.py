@@ -9,6 +9,8 @@ import importlib
 import os
 from types import ModuleType
 
+from fastnn.kernels import contract
+
 # name -> (module under fastnn.kernels, is a CPU backend, how to make it available)
 _KNOWN: dict[str, tuple[str, bool, str]] = {
     "numpy": ("numpy_ref", True, "always available"),
@@ -43,9 +45,7 @@ def _load(name: str) -> ModuleType | None:
     module_name, _, _ = _KNOWN[name]
     try:
         module = importlib.import_module(f"fastnn.kernels.{module_name}")
-        check = getattr(module, "check_available", None)
-        if check is not None:
-            check()  # raises with the reason when e.g. no GPU is present
+        contract.hook(module, "check_available")()  # raises with the reason when e.g. no GPU is present
     except ModuleNotFoundError as exc:
         if exc.name == f"fastnn.kernels.{module_name}":
             _errors[name] = _NOT_IMPLEMENTED

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnn import backends, codes
+from fastnn.kernels import contract
 
 LAYERS = [784, 256, 128, 10]
 GFLOP_PER_EPOCH = 2 * 60000 * (2 * 784 * 256 + 3 * 256 * 128 + 3 * 128 * 10) / 1e9  # no input delta
@@ -222,7 +223,7 @@ def cases(quick: bool = True, backends_: list[str] | None = None, large: bool = 
 
 def _sync(be_name: str) -> Callable[[], None]:
     """The backend's ``synchronize`` (cuda: wait for the GPU), or nothing for CPU backends."""
-    return getattr(backends.get(be_name), "synchronize", None) or (lambda: None)
+    return contract.hook(backends.get(be_name), "synchronize")
 
 
 def missing_peers() -> dict[str, str]:

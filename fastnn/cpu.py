@@ -36,6 +36,7 @@ def set_num_threads(n: int) -> None:
     from threadpoolctl import threadpool_limits
 
     from fastnn import backends
+    from fastnn.kernels import contract
 
     try:
         import numba
@@ -44,9 +45,7 @@ def set_num_threads(n: int) -> None:
     except ImportError:
         pass
     for name in backends.available():
-        setter = getattr(backends.get(name), "set_num_threads", None)
-        if setter is not None:
-            setter(n)
+        contract.hook(backends.get(name), "set_num_threads")(n)
     threadpool_limits(limits=n)  # every BLAS and OpenMP pool loaded in the process
     _threads = n
 

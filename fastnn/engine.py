@@ -13,12 +13,14 @@ networks always train through :func:`run_epoch` here, still on the same backend'
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
 
-from fastnn.codes import SOFTMAX, SIGMOID
+from fastnn.kernels import contract
+from fastnn.kernels.codes import SIGMOID, SOFTMAX
+from fastnn.kernels.contract import EpochStats
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,6 @@ class Params:
         return [*self.W, *self.b, *self.alpha]
 
 
-@dataclass
-class EpochStats:
-    """What an epoch reports back: sums, so partial epochs and chunks combine by addition."""
-
-    loss_sum: float = 0.0  # sum over samples of the regularised per-sample loss
-    correct: int = 0
-    n_seen: int = 0
-    grad_norm_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per layer, summed over batches
-    n_batches: int = 0
-    diverged: bool = False  # a batch loss was NaN or inf; the epoch stopped before updating with it
-
-
 class Workspace:
     """Preallocated buffers for batches of up to ``batch`` samples (views are taken for smaller)."""
 
@@ -113,15 +103,11 @@ class Workspace:
 
 
 def add_into(be, dst, src) -> None:
-    """dst <- dst + src   (a backend's ``add`` kernel when it has one; NumPy arrays otherwise).
+    """dst <- dst + src   (the backend's ``add`` hook; host arrays need none: kernels/contract.py).
 
     Only skip connections need it; the CPU backends hold host NumPy arrays, so ``+=`` is exact.
     """
-    add = getattr(be, "add", None)
-    if add is not None:
-        add(dst, src)
-    else:
-        np.add(dst, src, out=dst)
+    contract.hook(be, "add")(dst, src)
 
 
 def _keep(hyper: Hyper | None, layer: int) -> float:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastnn import engine
+from fastnn.kernels import contract
 from fastnn.progress import EpochReporter
 from fastnn.validation import check_float, check_positive_int
 
@@ -198,7 +199,7 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     ws = engine.Workspace(be, spec, min(batch_size, n), training=True)
     # A backend's fused train_epoch runs the whole epoch in one compiled call, but it knows no
     # skip connections: residual networks go step by step through the same backend's kernels.
-    run_epoch = engine.run_epoch if spec.residual else (getattr(be, "train_epoch", None) or engine.run_epoch)
+    run_epoch = engine.run_epoch if spec.residual else (contract.hook(be, "train_epoch") or engine.run_epoch)
     history = History()
     reporter = EpochReporter(epochs, verbose)
     for cb in cbs:
@@ -215,11 +216,10 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     # A backend may hold something for the whole loop (numba, cython: the BLAS on one thread while
     # the epochs run on their own thread team, so that a validation pass cannot leave BLAS threads
     # spinning into the next epoch: kernels/team.py).
-    scope = getattr(be, "fit_scope", None) if run_epoch is not engine.run_epoch else None
     held = contextlib.ExitStack()
     try:
-        if scope is not None:
-            held.enter_context(scope(spec, batch_size))
+        if run_epoch is not engine.run_epoch:
+            held.enter_context(contract.hook(be, "fit_scope")(spec, batch_size))
         for epoch in range(epochs):
             t0 = time.perf_counter()
             before = snapshot()

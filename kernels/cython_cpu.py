@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 
-from fastnn import codes
-from fastnn.engine import EpochStats
+from fastnn.kernels import codes
+from fastnn.kernels.contract import EpochStats
 from fastnn.kernels import blas, sparse_input, team
 from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401
 
@@ -90,7 +90,7 @@ def check_available() -> None:
     expected["GOLDEN"] = GOLDEN
     drift = {k: (v, expected.get(k)) for k, v in _kernels.CODES.items() if expected.get(k) != v}
     if drift:
-        raise ImportError(f"the Cython backend was compiled with codes that differ from fastnn/codes.py "
+        raise ImportError(f"the Cython backend was compiled with codes that differ from kernels/codes.py "
                           f"(compiled, expected): {drift}; update kernels/cython/_core.pxd, then {_FIX}")
 
 

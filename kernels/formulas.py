@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from fastnn.codes import ELU, ELU_ALPHA, LEAKY_RELU, LEAKY_SLOPE, PRELU, RELU, SIGMOID, TANH
+from fastnn.kernels.codes import ELU, ELU_ALPHA, LEAKY_RELU, LEAKY_SLOPE, PRELU, RELU, SIGMOID, TANH
 
 # In Numba's CUDA simulator these functions run in many Python threads that iterate this module's
 # globals on every call; a first warning (an exp overflow) would add __warningregistry__ to them

@@ -8,7 +8,7 @@ the training loop can detect it, and isfinite checks must not be optimised away.
 Caching: Numba keys a cached function on its own source file only, so a kernel in numba_cpu.py
 that inlines a formula from formulas.py or vecmath.py kept its stale machine code after an edit
 of those files (it happened: a test failed on code that no longer existed).  The locators below
-add every source the kernels compile (this folder's .py files and fastnn/codes.py) to the key.
+add every source the kernels compile (this folder's .py files, kernels/codes.py among them) to the key.
 """
 from __future__ import annotations
 
@@ -33,11 +33,9 @@ def jit(fn=None, *, parallel: bool = False, inline: str = "never"):
 _KERNELS_DIR = Path(__file__).resolve().parent
 
 
-def sources_stamp(directory: Path = _KERNELS_DIR, extra: tuple[Path, ...] | None = None) -> tuple:
+def sources_stamp(directory: Path = _KERNELS_DIR) -> tuple:
     """(name, mtime_ns, size) of every .py file the compiled kernels are built from: the cache key's second half."""
-    if extra is None:  # fastnn/codes.py: beside this folder when installed, in ../fastnn in a checkout
-        extra = tuple(p for p in (directory.parent / "codes.py", directory.parent / "fastnn" / "codes.py") if p.exists())
-    files = sorted(directory.glob("*.py")) + list(extra)
+    files = sorted(directory.glob("*.py"))
     return tuple((f.name, st.st_mtime_ns, st.st_size) for f in files for st in [os.stat(f)])
 
 

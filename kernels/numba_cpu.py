@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import prange, typed
 
-from fastnn.codes import (
+from fastnn.kernels.codes import (
     BINARY_CROSS_ENTROPY,
     CROSS_ENTROPY,
     ELU,
@@ -32,7 +32,7 @@ from fastnn.codes import (
     SOFTMAX,
     TANH,
 )
-from fastnn.engine import EpochStats
+from fastnn.kernels.contract import EpochStats
 from fastnn.kernels.numba_config import jit
 from fastnn.kernels import formulas, sparse_input, team, vecmath
 from fastnn.kernels.numba_blas import gemm

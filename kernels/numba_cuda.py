@@ -38,7 +38,7 @@ import numpy as np
 from numba import cuda
 from numba.core import config as _numba_config
 
-from fastnn.codes import (
+from fastnn.kernels.codes import (
     BINARY_CROSS_ENTROPY,
     CROSS_ENTROPY,
     ELU,
@@ -53,7 +53,7 @@ from fastnn.codes import (
     SOFTMAX,
     TANH,
 )
-from fastnn.engine import EpochStats
+from fastnn.kernels.contract import EpochStats
 from fastnn.kernels import formulas
 from fastnn.kernels.numpy_ref import GOLDEN, dropout_key
 

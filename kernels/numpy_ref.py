@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.codes import (
+from fastnn.kernels.codes import (
     BINARY_CROSS_ENTROPY,
     CROSS_ENTROPY,
     ELU,

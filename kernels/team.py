@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
-from fastnn import codes
+from fastnn.kernels import codes
 from fastnn.kernels import blas
 
 # A team pays once a batch carries enough work: (batch + 1) x (the network's weights) multiply-adds,

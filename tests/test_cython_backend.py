@@ -401,7 +401,7 @@ def test_stale_build_or_code_drift_is_refused(monkeypatch):
         cy.check_available()
     monkeypatch.undo()
     monkeypatch.setitem(cy._kernels.CODES, "RELU", 99)
-    with pytest.raises(ImportError, match="differ from fastnn/codes.py"):
+    with pytest.raises(ImportError, match="differ from kernels/codes.py"):
         cy.check_available()
     monkeypatch.undo()
     cy.check_available()

@@ -18,7 +18,7 @@ ctypedef fused real:
     float
     double
 
-# The codes of fastnn/codes.py, the one table.  C needs them at compile time, so they are repeated
+# The codes of kernels/codes.py, the one table.  C needs them at compile time, so they are repeated
 # here, and fastnn.kernels.cython_cpu refuses to load if the two ever disagree (see CODES there).
 cdef enum:
     IDENTITY = 0

@@ -17,7 +17,7 @@ from _core cimport real
 # Bump when a kernel's signature or meaning changes: cython_cpu refuses a stale build.
 ABI_VERSION = 2
 
-# The constants compiled in (from _core.pxd), for cython_cpu to check against fastnn/codes.py.
+# The constants compiled in (from _core.pxd), for cython_cpu to check against kernels/codes.py.
 CODES = {
     "IDENTITY": _core.IDENTITY, "SIGMOID": _core.SIGMOID, "TANH": _core.TANH, "RELU": _core.RELU,
     "LEAKY_RELU": _core.LEAKY_RELU, "ELU": _core.ELU, "PRELU": _core.PRELU, "SOFTMAX": _core.SOFTMAX,

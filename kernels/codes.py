@@ -1,0 +1,85 @@
+"""The one table that maps names to the small integer codes compiled kernels take.
+
+njit, Cython and cuda.jit kernels cannot take a dict of Python functions, so every backend
+receives an activation or loss as an ``int``.  The codes live here and only here, inside the
+kernels package (kernels import nothing from the API layer); ``fastnn.codes`` re-exports them.
+The Cython backend mirrors the numbers as C constants in kernels/cython/_core.pxd, and a test
+holds the two equal.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "IDENTITY", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "ELU", "PRELU", "SOFTMAX",
+    "LEAKY_SLOPE", "ELU_ALPHA", "PRELU_INIT", "ACTIVATIONS", "OUTPUTS",
+    "MSE", "CROSS_ENTROPY", "BINARY_CROSS_ENTROPY", "LOSSES", "OUTPUT_LOSSES",
+    "ACTIVATION_NAMES", "LOSS_NAMES", "activation_code", "output_code", "loss_code",
+]
+
+# Activation codes.  Hidden layers may use any of the first seven; SOFTMAX is output-only.
+IDENTITY = 0
+SIGMOID = 1
+TANH = 2
+RELU = 3
+LEAKY_RELU = 4  # slope LEAKY_SLOPE for z < 0
+ELU = 5  # alpha ELU_ALPHA
+PRELU = 6  # learnable slope per unit (the layer's `alpha` vector)
+SOFTMAX = 7
+
+LEAKY_SLOPE = 0.01
+ELU_ALPHA = 1.0
+PRELU_INIT = 0.25  # He et al. (2015), "Delving deep into rectifiers"
+
+ACTIVATIONS: dict[str, int] = {
+    "identity": IDENTITY,
+    "sigmoid": SIGMOID,
+    "tanh": TANH,
+    "relu": RELU,
+    "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "prelu": PRELU,
+}
+OUTPUTS: dict[str, int] = {"softmax": SOFTMAX, "sigmoid": SIGMOID, "identity": IDENTITY}
+
+# Loss codes.
+MSE = 0  # J = 1/2 sum_j (a_j - y_j)^2 per sample
+CROSS_ENTROPY = 1  # J = -sum_j y_j ln a_j per sample (softmax output)
+BINARY_CROSS_ENTROPY = 2  # J = -sum_j [y_j ln a_j + (1-y_j) ln(1-a_j)] per sample (sigmoid output)
+
+LOSSES: dict[str, int] = {
+    "mse": MSE,
+    "cross_entropy": CROSS_ENTROPY,
+    "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+}
+# Which losses each output activation supports; the first is the default.
+OUTPUT_LOSSES: dict[str, tuple[str, ...]] = {
+    "softmax": ("cross_entropy", "mse"),
+    "sigmoid": ("binary_cross_entropy", "mse"),
+    "identity": ("mse",),
+}
+
+ACTIVATION_NAMES = {v: k for k, v in ACTIVATIONS.items()} | {SOFTMAX: "softmax"}
+LOSS_NAMES = {v: k for k, v in LOSSES.items()}
+
+
+def _choose(kind: str, name: object, table: dict[str, int]) -> int:
+    """Look up ``name`` in ``table``; an unknown name raises ValueError listing the choices."""
+    if not isinstance(name, str) or name not in table:
+        raise ValueError(
+            f"{kind} {name!r} is not supported; choose one of: {', '.join(table)}"
+        )
+    return table[name]
+
+
+def activation_code(name: object) -> int:
+    """Code of a hidden-layer activation name."""
+    return _choose("activation", name, ACTIVATIONS)
+
+
+def output_code(name: object) -> int:
+    """Code of an output activation name."""
+    return _choose("output", name, OUTPUTS)
+
+
+def loss_code(name: object) -> int:
+    """Code of a loss name."""
+    return _choose("loss", name, LOSSES)
