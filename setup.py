@@ -100,11 +100,18 @@ def _x86_64() -> bool:
     return platform.machine().lower() in ("x86_64", "amd64")
 
 
-def _env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    return value not in ("0", "false", "no", "off")
+def _env_flag(name: str) -> bool:
+    """A build flag from kernels/config.py, the one reader of FASTNN_* variables (loaded by path: fastnn
+    is not built yet); a bad value stops the build with the config's message."""
+    import importlib.util
+    import sys
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "config.py")
+    spec = importlib.util.spec_from_file_location("_fastnn_build_config", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module.get(name)
 
 
 def _accepted(compiler, flags: list[str]) -> bool:
@@ -124,7 +131,7 @@ def _accepted(compiler, flags: list[str]) -> bool:
 
 def _openmp_flags(compiler) -> tuple[list[str], list[str]] | None:
     """(compile flags, link flags) that build and link an OpenMP program with this compiler, or None."""
-    if not _env_flag("FASTNN_OPENMP", True):
+    if not _env_flag("FASTNN_OPENMP"):
         return None
     if compiler.compiler_type == "msvc":
         candidates = [(["/openmp"], [])]
@@ -160,7 +167,7 @@ class BuildExt(build_ext):
         optimise = [] if self.compiler.compiler_type == "msvc" else ["-O3", "-fno-trapping-math"]
         if optimise and _accepted(self.compiler, INLINE_FLAGS):
             optimise += INLINE_FLAGS
-        if _env_flag("FASTNN_MARCH_NATIVE", False) and self.compiler.compiler_type != "msvc":
+        if _env_flag("FASTNN_MARCH_NATIVE") and self.compiler.compiler_type != "msvc":
             # Faster hand-written matmul and dropout hash, but the build then runs only on CPUs
             # like this one: never for wheels that other machines install.
             optimise.append("-march=native")

@@ -12,13 +12,13 @@ them.  The full benchmark suite (every kernel, peers, JSON reports) is ``fastnn 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 
 import fastnn
 from fastnn.datasets import load_mnist
+from fastnn.kernels import config
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--batches", default="32,128,512")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="fastnn.set_num_threads(n) first")
-    parser.add_argument("--data", default=os.environ.get("FASTNN_MNIST", str(here.parent / "shared" / "data" / "mnist")))
+    parser.add_argument("--data", default=config.get("FASTNN_MNIST") or str(here.parent / "shared" / "data" / "mnist"))
     args = parser.parse_args()
     names = args.backends.split(",")
     (X, y), _ = load_mnist(args.data)

@@ -10,15 +10,15 @@ case of its group: a fast wrong kernel fails.
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
 from fastnn import bench
+from fastnn.kernels import config
 from conftest import MNIST_DIR
 
-CASES = list(bench.cases(quick=False, large=os.environ.get("FASTNN_BENCH_LARGE") == "1",
+CASES = list(bench.cases(quick=False, large=config.get("FASTNN_BENCH_LARGE"),
                          mnist_dir=MNIST_DIR if MNIST_DIR.is_dir() else None))
 BY_KEY = {(c.group, c.backend): c for c in CASES}
 RTOL = {"float32": 1e-4, "float64": 1e-10}

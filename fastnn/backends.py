@@ -6,10 +6,9 @@ variable, else the fastest CPU backend that is available.  ``"cuda"`` is never p
 from __future__ import annotations
 
 import importlib
-import os
 from types import ModuleType
 
-from fastnn.kernels import contract
+from fastnn.kernels import config, contract
 
 # name -> (module under fastnn.kernels, is a CPU backend, how to make it available)
 _KNOWN: dict[str, tuple[str, bool, str]] = {
@@ -85,7 +84,7 @@ def _reason(name: str) -> str:
 
 def default_name() -> str:
     """FASTNN_BACKEND if set, else the fastest available CPU backend."""
-    env = os.environ.get("FASTNN_BACKEND")
+    env = config.get("FASTNN_BACKEND")
     if env:
         return env
     for name in _CPU_PREFERENCE:

@@ -133,6 +133,7 @@ def _info(warmup: bool = False) -> int:
     import fastnn
     from fastnn import backends
     from fastnn.kernels import blas as compiled_blas
+    from fastnn.kernels import config
 
     print(f"fastnn {fastnn.__version__}  (Python {platform.python_version()}, {platform.machine()})")
     versions = []
@@ -162,6 +163,9 @@ def _info(warmup: bool = False) -> int:
     if "cython" in backends.available():
         cy = backends.get("cython")
         print(f"cython build (FASTNN_CYTHON_ISA): {cy.ISA}, {cy.ISA_REASON}")
+    print("settings (FASTNN_* environment variables; kernels/config.py):")
+    for name, value, default, _ in config.table():
+        print(f"  {name} = {value}  (default {default})")
     if warmup:
         for name in backends.available():
             print(f"first training step on {name}: {warmup_seconds(name):.2f} s "

@@ -35,6 +35,8 @@ from typing import BinaryIO, Union
 import numpy as np
 import numpy.typing as npt
 
+from fastnn.kernels import config
+
 __all__ = [
     "read_idx",
     "load_mnist",
@@ -186,9 +188,9 @@ def _resolve_mnist_dir(path: PathLike | None) -> Path:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str, os.PathLike or None, got {type(path).__name__}")
         return Path(path).expanduser()
-    env = os.environ.get(MNIST_ENV_VAR)
+    env = config.get(MNIST_ENV_VAR)
     if env:
-        return Path(env).expanduser()
+        return Path(env)
     default = _default_mnist_dir()
     try:
         _find_mnist_files(default)

@@ -27,8 +27,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from fastnn.kernels import config
+
 CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS = 101, 111, 112
-CHOICES = ("auto", "numpy", "scipy")
+CHOICES = config.SETTINGS["FASTNN_BLAS"].choices
 # Symbol names of an OpenBLAS built with 64-bit integers, as NumPy's wheels bundle it (scipy-openblas64).
 SYMBOLS = {"float32": "scipy_cblas_sgemm64_", "float64": "scipy_cblas_dgemm64_"}
 _LIB_PATTERNS = ("numpy.libs/libscipy_openblas64_*",  # Linux (auditwheel) and Windows (delvewheel) wheels
@@ -40,7 +42,7 @@ THREAD_SYMBOLS = {"numpy": ("scipy_openblas_get_num_threads64_", "scipy_openblas
                   "scipy": ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads")}
 
 
-class BlasChoiceError(ValueError):
+class BlasChoiceError(config.ConfigError):
     """FASTNN_BLAS asks for something this process cannot have; the message says what to set instead."""
 
     names_its_fix = True  # fastnn.backends reports the message as it is, without its generic install hint
@@ -64,11 +66,10 @@ class Choice:
 
 
 def _setting() -> str:
-    value = os.environ.get("FASTNN_BLAS", "auto").strip().lower() or "auto"
-    if value not in CHOICES:
-        raise BlasChoiceError(f"FASTNN_BLAS={value!r} is not a BLAS fastnn knows; set it to one of "
-                              f"{', '.join(CHOICES)} (or unset it for 'auto')")
-    return value
+    try:
+        return config.get("FASTNN_BLAS")
+    except config.ConfigError as exc:
+        raise BlasChoiceError(str(exc)) from None
 
 
 def _numpy_blas_version() -> str | None:

@@ -16,13 +16,11 @@ raises ImportError saying so and how to fix it, and fastnn lists the backend as 
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from fastnn.kernels import codes
 from fastnn.kernels.contract import EpochStats
-from fastnn.kernels import blas, sparse_input, team
+from fastnn.kernels import blas, config, sparse_input, team
 from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401
 
 NAME = "cython"
@@ -32,13 +30,13 @@ _FIX = ("rebuild it from fastnn's source folder with a C compiler present: pip i
         "(pip install -v shows the build log; its 'fastnn:' lines say what went wrong)")
 
 
-class IsaChoiceError(ValueError):
+class IsaChoiceError(config.ConfigError):
     """FASTNN_CYTHON_ISA asks for a build this machine cannot run; the message says what to set instead."""
 
     names_its_fix = True  # fastnn.backends reports the message without its generic install hint
 
 
-ISA_CHOICES = ("auto", "avx2", "baseline")
+ISA_CHOICES = config.SETTINGS["FASTNN_CYTHON_ISA"].choices
 
 
 def _cpu_has_avx2_fma() -> bool:
@@ -54,10 +52,10 @@ def choose_isa() -> tuple[str, str]:
     """('avx2' or 'baseline', why): which build of the extension modules to load (FASTNN_CYTHON_ISA)."""
     import importlib.util
 
-    setting = os.environ.get("FASTNN_CYTHON_ISA", "auto").strip().lower() or "auto"
-    if setting not in ISA_CHOICES:
-        raise IsaChoiceError(f"FASTNN_CYTHON_ISA={setting!r} is not a build fastnn makes; set it to one of "
-                             f"{', '.join(ISA_CHOICES)} (or unset it for 'auto')")
+    try:
+        setting = config.get("FASTNN_CYTHON_ISA")
+    except config.ConfigError as exc:
+        raise IsaChoiceError(str(exc)) from None
     if setting == "baseline":
         return "baseline", "FASTNN_CYTHON_ISA=baseline"
     built = all(importlib.util.find_spec(f"fastnn.kernels.cython.{m}_avx2") is not None for m in ("_kernels", "_epoch"))

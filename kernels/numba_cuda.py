@@ -30,7 +30,6 @@ with NVIDIA's numba-cuda package (``pip install 'fastnn[cuda]'``), and in the si
 from __future__ import annotations
 
 import math
-import os
 import warnings
 import weakref
 
@@ -54,7 +53,7 @@ from fastnn.kernels.codes import (
     TANH,
 )
 from fastnn.kernels.contract import EpochStats
-from fastnn.kernels import formulas
+from fastnn.kernels import config, formulas
 from fastnn.kernels.numpy_ref import GOLDEN, dropout_key
 
 NAME = "cuda"
@@ -63,28 +62,13 @@ SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 # --------------------------------------------------------------------------- launch configuration
 
 
-def _env_int(name: str, default: int, low: int, high: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ValueError(f"{name}={raw!r} is not valid; use an integer from {low} to {high} (default {default})")
-    return value
-
-
 # Threads per block of the 1-D kernels; a power of two, because the tree reductions halve it.
-TPB = _env_int("FASTNN_CUDA_TPB", 128, 1, 1024)
-if TPB & (TPB - 1):
-    raise ValueError(f"FASTNN_CUDA_TPB={TPB} is not valid; use a power of two such as 128")
+TPB = config.get("FASTNN_CUDA_TPB")
 # Edge of the square matmul tile: blocks of TILE x TILE threads (at most 1024 threads per block).
-TILE = _env_int("FASTNN_CUDA_TILE", 16, 1, 32)
+TILE = config.get("FASTNN_CUDA_TILE")
 TILE_PAD = TILE + 1  # shared tiles are TILE x (TILE + 1): transposed stores then hit distinct banks
 # Most blocks per grid dimension; grid-stride loops cover whatever the grid does not.
-MAX_BLOCKS = _env_int("FASTNN_CUDA_MAX_BLOCKS", 4096, 1, 65535)
+MAX_BLOCKS = config.get("FASTNN_CUDA_MAX_BLOCKS")
 
 # Device functions are inlined into the kernels: Numba IR inlining with numba-cuda (and so no
 # separate compilation that would ask for a GPU), forced NVVM inlining with numba's built-in target.

@@ -189,7 +189,7 @@ def test_summary_for_reports(fresh_choice):
     assert blas.summary(short=True) == f"scipy {blas._scipy_blas_version()}"
     blas.choice.cache_clear()
     fresh_choice.setenv("FASTNN_BLAS", "openblas")
-    assert blas.summary().startswith("none: FASTNN_BLAS='openblas' is not a BLAS fastnn knows")
+    assert blas.summary().startswith("none: FASTNN_BLAS='openblas' is not valid")
 
 
 def test_a_bad_setting_leaves_the_compiled_backends_unavailable_with_that_reason():
@@ -201,5 +201,5 @@ def test_a_bad_setting_leaves_the_compiled_backends_unavailable_with_that_reason
     avail, *reasons = res.stdout.strip().splitlines()
     assert "numba" not in avail and "cython" not in avail and "numpy" in avail
     for reason in reasons:
-        assert reason.startswith("BlasChoiceError: FASTNN_BLAS='mkl' is not a BLAS fastnn knows")
+        assert reason.startswith("BlasChoiceError: FASTNN_BLAS='mkl' is not valid")
         assert "pip install" not in reason
