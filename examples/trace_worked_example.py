@@ -1,4 +1,4 @@
-"""Every number of one backprop step, with its equation: the worked example of DESIGN.md.
+"""Every number of one backprop step, with its equation: the worked example of the course's backpropagation lecture.
 
     python examples/trace_worked_example.py          (the same as: fastnn trace)
 """
@@ -6,7 +6,7 @@ import numpy as np
 
 import fastnn
 
-# No arguments: the 3-3-2 sigmoid network of DESIGN.md, one sample, MSE, lr = 1.
+# No arguments: the 3-3-2 sigmoid network of the course's backpropagation lecture, one sample, MSE, lr = 1.
 t = fastnn.trace()
 print(t)
 print()

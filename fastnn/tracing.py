@@ -1,7 +1,7 @@
 """See backprop: a numeric trace of one training step, layer by layer, each line with its equation.
 
     >>> import fastnn
-    >>> print(fastnn.trace())            # the worked example of DESIGN.md   # doctest: +SKIP
+    >>> print(fastnn.trace())            # the worked example of the course's backpropagation lecture   # doctest: +SKIP
     >>> t = fastnn.trace(model, x, y, lr=0.1)                               # doctest: +SKIP
     >>> t["dW2"], t["delta1"], t.loss                                       # doctest: +SKIP
 
@@ -27,29 +27,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Trace", "TraceStep", "trace", "worked_example"]
 
-# The worked example of DESIGN.md: 3-3-2, sigmoid everywhere, MSE, one sample.
+# The worked example of the course's backpropagation lecture: 3-3-2, sigmoid everywhere, MSE, one sample.
 WORKED_X = [[0.02, 0.04, 0.01]]
 WORKED_Y = [[0.9, 0.5]]
 WORKED_W = [[[0.25, 0.15, 0.30], [0.25, 0.20, 0.35], [0.10, 0.25, 0.15]],
             [[0.40, 0.25], [0.35, 0.30], [0.01, 0.35]]]
 WORKED_B = [[0.4, 0.4, 0.4], [0.7, 0.7]]
-
-# f'(z) of each hidden activation, written as students meet it (a = f(z)).
-_DERIVATIVE = {
-    "identity": "1",
-    "sigmoid": "a{l} (1 - a{l})",
-    "tanh": "1 - a{l}^2",
-    "relu": "[z{l} > 0]",
-    "leaky_relu": "1 if z{l} > 0 else 0.01",
-    "elu": "1 if z{l} > 0 else e^z{l}",
-    "prelu": "1 if z{l} > 0 else alpha{l}",
-}
-_LOSS = {
-    codes.MSE: "1/2 sum_j (a_j - y_j)^2",
-    codes.CROSS_ENTROPY: "-sum_j y_j ln a_j",
-    codes.BINARY_CROSS_ENTROPY: "-sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)]",
-}
-
 
 @dataclass
 class TraceStep:
@@ -130,7 +113,7 @@ class Trace:
 
 
 def worked_example(backend: str | None = None, dtype: str = "float64") -> tuple[MLP, np.ndarray, np.ndarray]:
-    """(model, x, y) of the DESIGN.md worked example: a 3-3-2 sigmoid network, MSE, one sample.
+    """(model, x, y) of the course's worked backprop example: a 3-3-2 sigmoid network, MSE, one sample.
 
     Its trace with lr = 1 shows y_hat = [0.7609, 0.7760], J = 0.0478, dJ/dW2[1,0] = -0.0152 and
     W2[1,0] = 0.3652 after the step.
@@ -148,7 +131,7 @@ def trace(model: MLP | None = None, x: object = None, y: object = None, lr: floa
           precision: int = 4) -> Trace:
     """Trace one step of backprop and SGD on ``model`` for the batch ``(x, y)``; the model is not changed.
 
-    With no arguments it traces the worked example of DESIGN.md (see :func:`worked_example`).
+    With no arguments it traces the worked example of the course's backpropagation lecture (see :func:`worked_example`).
     ``x``: one sample (1-D) or a batch (B, n_in); ``y``: labels or targets as for ``fit``.
     Dropout is off (as in :meth:`MLP.gradients`); L1 and L2 are included.  To take the same step
     for real: ``model.fit(x, y, epochs=1, batch_size=len(x), lr=lr, shuffle=False)``.
@@ -220,7 +203,7 @@ def trace(model: MLP | None = None, x: object = None, y: object = None, lr: floa
         out_note = "   (y_hat)" if l == L else ""
         add("forward", l, f"a{l}", f"a{l} = {f}(z{l}){skip}{out_note}", host(ws.a[l - 1][:B]))
     add("loss", None, "y", "y (target)", host(yb))
-    J_eq = f"{'J_data' if reg else 'J'} = mean over {B} sample{'s' if B > 1 else ''} of {_LOSS[spec.loss]}"
+    J_eq = f"{'J_data' if reg else 'J'} = mean over {B} sample{'s' if B > 1 else ''} of {codes.LOSS_TEXT[spec.loss]}"
     if reg:
         add("loss", None, "J_data", J_eq, data_loss)
         add("loss", None, "penalty", "R = l2/2 sum ||W||^2 + l1 sum ||W||_1", reg)
@@ -240,7 +223,8 @@ def trace(model: MLP | None = None, x: object = None, y: object = None, lr: floa
                 rhs = f"g{l}"
             else:
                 rhs = f"(delta{l + 1} W{l + 1}^T)"
-            add("backward", l, f"fprime{l}", f"{f}'(z{l}) = {_DERIVATIVE[f].format(l=l)}", fprime[l - 1])
+            add("backward", l, f"fprime{l}", f"{f}'(z{l}) = {_numbered(codes.ACTIVATION_TEXT[f][1], l)}",
+                fprime[l - 1])
             add("backward", l, f"delta{l}", f"delta{l} = {f}'(z{l}) * {rhs}", host(ws.delta[l - 1][:B]))
         reg_eq = (" + l2 W" if model.l2 else "") + (" + l1 sign(W)" if model.l1 else "")
         add("backward", l, f"dW{l}", f"dW{l} = dJ/dW{l} = a{l - 1}^T delta{l} / B{reg_eq}", grads[0][l - 1])
@@ -260,6 +244,13 @@ def trace(model: MLP | None = None, x: object = None, y: object = None, lr: floa
             f"loss {model.loss_name}, {B} sample{'s' if B > 1 else ''}, lr = {lr:g}, backend {model.backend}, "
             f"{model.dtype.name}")
     return Trace(steps, lr, data_loss + reg, desc, precision)
+
+
+def _numbered(text: str, l: int) -> str:
+    """A formula of kernels/codes.py with layer l's names: z -> z{l}, a -> a{l}, alpha -> alpha{l}."""
+    import re
+
+    return re.sub(r"\b(z|a|alpha)\b", lambda m: f"{m.group(1)}{l}", text)
 
 
 def _output_delta_eq(loss: int, f: str, l: int) -> str:
@@ -285,7 +276,7 @@ def _floats(text: str) -> list[float]:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """``fastnn trace``: print the trace of one step (the worked example, or a saved model)."""
     parser.description = ("Print every number of one backprop + SGD step, layer by layer, with its "
-                          "equation. Without --model: the worked example of DESIGN.md (3-3-2 sigmoid "
+                          "equation. Without --model: the worked example of the course's backpropagation lecture (3-3-2 sigmoid "
                           "network, MSE, one sample).")
     parser.add_argument("--model", metavar="PATH", default=None, help="a model saved with model.save (.npz)")
     parser.add_argument("--x", type=_floats, default=None, metavar="V1,V2,...", help="one input sample")

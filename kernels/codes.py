@@ -12,7 +12,7 @@ __all__ = [
     "IDENTITY", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "ELU", "PRELU", "SOFTMAX",
     "LEAKY_SLOPE", "ELU_ALPHA", "PRELU_INIT", "ACTIVATIONS", "OUTPUTS",
     "MSE", "CROSS_ENTROPY", "BINARY_CROSS_ENTROPY", "LOSSES", "OUTPUT_LOSSES",
-    "ACTIVATION_NAMES", "LOSS_NAMES", "activation_code", "output_code", "loss_code",
+    "ACTIVATION_NAMES", "LOSS_NAMES", "ACTIVATION_TEXT", "LOSS_TEXT", "activation_code", "output_code", "loss_code",
 ]
 
 # Activation codes.  Hidden layers may use any of the first seven; SOFTMAX is output-only.
@@ -58,6 +58,28 @@ OUTPUT_LOSSES: dict[str, tuple[str, ...]] = {
 }
 
 ACTIVATION_NAMES = {v: k for k, v in ACTIVATIONS.items()} | {SOFTMAX: "softmax"}
+
+# Each formula as text, in the notation of fastnn's traces and docs (a = f(z)); the constants come from
+# the definitions above, so the text cannot disagree with what the kernels compute.
+def _times(c: float, expr: str) -> str:
+    return expr if c == 1 else f"{c:g} {expr}"
+
+
+ACTIVATION_TEXT: dict[str, tuple[str, str]] = {  # name -> (f(z), f'(z))
+    "identity": ("z", "1"),
+    "sigmoid": ("1 / (1 + e^-z)", "a (1 - a)"),
+    "tanh": ("tanh(z)", "1 - a^2"),
+    "relu": ("max(z, 0)", "[z > 0]"),
+    "leaky_relu": (f"z if z > 0 else {LEAKY_SLOPE:g} z", f"1 if z > 0 else {LEAKY_SLOPE:g}"),
+    "elu": (f"z if z > 0 else {_times(ELU_ALPHA, '(e^z - 1)')}", f"1 if z > 0 else {_times(ELU_ALPHA, 'e^z')}"),
+    "prelu": ("z if z > 0 else alpha z", "1 if z > 0 else alpha"),
+    "softmax": ("e^z_j / sum_k e^z_k", "a_j ([j = k] - a_k)   (the Jacobian)"),
+}
+LOSS_TEXT: dict[int, str] = {  # the per-sample loss J_b; the reported loss is its mean over the batch
+    MSE: "1/2 sum_j (a_j - y_j)^2",
+    CROSS_ENTROPY: "-sum_j y_j ln a_j",
+    BINARY_CROSS_ENTROPY: "-sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)]",
+}
 LOSS_NAMES = {v: k for k, v in LOSSES.items()}
 
 

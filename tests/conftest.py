@@ -20,7 +20,7 @@ ATOL = {np.float32: 1e-6, np.float64: 1e-12}
 
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
-# The worked example of DESIGN.md (3-3-2 sigmoid network, MSE, one sample).
+# The worked example of the course's backpropagation lecture (3-3-2 sigmoid network, MSE, one sample).
 WORKED = {
     "x": [[0.02, 0.04, 0.01]],
     "y": [[0.9, 0.5]],

@@ -1,4 +1,4 @@
-"""The worked example of DESIGN.md, to 4 decimals, through the public API on every backend."""
+"""The worked example of the course's backpropagation lecture, to 4 decimals, through the public API on every backend."""
 import numpy as np
 import pytest
 
