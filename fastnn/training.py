@@ -46,6 +46,16 @@ class History:
     def epochs(self) -> int:
         return len(self.loss)
 
+    def record(self, logs: dict[str, float], stats, seconds: float) -> None:
+        """Append one epoch: its logs (val_* when present), mean gradient norms and wall time."""
+        self.loss.append(logs["loss"])
+        self.accuracy.append(logs["accuracy"])
+        if "val_loss" in logs:
+            self.val_loss.append(logs["val_loss"])
+            self.val_accuracy.append(logs["val_accuracy"])
+        self.grad_norms_list.append(stats.grad_norm_sum / max(stats.n_batches, 1))
+        self.epoch_time.append(seconds)
+
     @property
     def grad_norms(self) -> np.ndarray:
         """(epochs, layers): mean over the epoch's batches of ||dJ/dW_l||_F."""
@@ -160,41 +170,19 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     if nesterov and momentum == 0:
         raise ValueError("nesterov=True needs momentum > 0, e.g. momentum=0.9")
     validation_split = check_float("validation_split", validation_split, 0.0, 1.0, high_open=True)
-    if isinstance(early_stopping, EarlyStopping):
-        stopper = early_stopping
-    elif early_stopping is None or early_stopping is False:
-        stopper = None
-    else:
-        stopper = EarlyStopping(patience=early_stopping)
     cbs = [_as_callback(cb) for cb in (callbacks or [])]
 
     X = model._X(X)
     Y, labels = model._Y(y, X.shape[0])
     X, Y, labels, val = _split_validation(model, X, Y, labels, validation_split, validation_data)
-    if augment is not None:
-        if not callable(augment):
-            raise TypeError(f"augment must be an augmentation such as fastnn.augment.RandomShift(max_shift=2) "
-                            f"(a callable f(X, rng) -> X), got {augment!r}")
-        check = getattr(augment, "check", None)
-        if check is not None:
-            check(X.shape[1])  # e.g. RandomShift: are the rows images?
-    monitor = None
-    if stopper is not None:
-        monitor = stopper.monitor or ("val_loss" if val is not None else "loss")
-        if monitor.startswith("val_") and val is None:
-            raise ValueError(f"early stopping monitors {monitor!r} but there is no validation data; "
-                             f"pass validation_split or validation_data, or monitor='loss'")
-        if monitor.endswith("accuracy") and not model.is_classifier:
-            raise ValueError(f"early stopping cannot monitor {monitor!r} for a regression network")
+    _check_augment(augment, X)
+    stopper = _Stopper.make(early_stopping, val is not None, model.is_classifier)
 
     be, spec = model._be, model._spec
     hyper = engine.Hyper(lr=lr, momentum=momentum, nesterov=bool(nesterov), l1=model.l1, l2=model.l2,
                          keep_input=1.0 - model.input_dropout, keep_hidden=1.0 - model.dropout,
                          seed=model.seed)
-    host = model._params
-    dev = engine.Params(*[[be.to_device(a) for a in group] for group in (host.W, host.b, host.alpha)])
-    velocity = engine.Params(*[[be.to_device(np.zeros_like(a)) for a in group]
-                               for group in (host.W, host.b, host.alpha)])
+    state = _DeviceState(be, model._params)
     n = X.shape[0]
     ws = engine.Workspace(be, spec, min(batch_size, n), training=True)
     # A backend's fused train_epoch runs the whole epoch in one compiled call, but it knows no
@@ -204,14 +192,6 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     reporter = EpochReporter(epochs, verbose)
     for cb in cbs:
         cb.on_train_begin(model)
-    best, best_params, wait = None, None, 0
-
-    def snapshot() -> list[np.ndarray]:
-        return [be.to_host(a).copy() for a in dev.arrays()]
-
-    def restore(saved: list[np.ndarray]) -> None:
-        for d, s in zip(dev.arrays(), saved):
-            be.assign(d, s)
 
     # A backend may hold something for the whole loop (numba, cython: the BLAS on one thread while
     # the epochs run on their own thread team, so that a validation pass cannot leave BLAS threads
@@ -222,15 +202,15 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
             held.enter_context(contract.hook(be, "fit_scope")(spec, batch_size))
         for epoch in range(epochs):
             t0 = time.perf_counter()
-            before = snapshot()
+            before = state.snapshot()
             order = model._shuffle_rng.permutation(n) if shuffle else np.arange(n)
             X_epoch = X if augment is None else _augmented(augment, X, model._augment_rng)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported below
-                stats = run_epoch(be, spec, dev, velocity, ws, X_epoch, Y, labels, order, batch_size, hyper,
-                                  model._step)
+                stats = run_epoch(be, spec, state.params, state.velocity, ws, X_epoch, Y, labels, order,
+                                  batch_size, hyper, model._step)
             model._step += -(-n // batch_size)  # every epoch advances the dropout counter alike
             if stats.diverged:
-                restore(before)
+                state.restore(before)
                 history.diverged = True
                 warnings.warn(
                     f"training diverged in epoch {epoch + 1}: the loss became NaN or infinite. "
@@ -238,49 +218,120 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
                     f"Lower the learning rate (lr={lr}) or add L2 regularisation.",
                     TrainingDivergedWarning, stacklevel=3)
                 break
-            logs = {"loss": stats.loss_sum / stats.n_seen,
-                    "accuracy": stats.correct / stats.n_seen if labels is not None else math.nan}
+            logs = _epoch_logs(stats, labels is not None)
             if val is not None:
-                out, loss_sum = engine.predict(be, spec, dev, val[0], val[1])
-                logs["val_loss"] = loss_sum / len(val[0]) + engine.penalty(be, dev, hyper)
-                logs["val_accuracy"] = (engine.count_correct(spec, out, val[2]) / len(val[0])
-                                        if val[2] is not None else math.nan)
-            history.loss.append(logs["loss"])
-            history.accuracy.append(logs["accuracy"])
-            if val is not None:
-                history.val_loss.append(logs["val_loss"])
-                history.val_accuracy.append(logs["val_accuracy"])
-            history.grad_norms_list.append(stats.grad_norm_sum / max(stats.n_batches, 1))
-            history.epoch_time.append(time.perf_counter() - t0)
+                logs |= _validation_logs(be, spec, state.params, hyper, val)
+            history.record(logs, stats, time.perf_counter() - t0)
             logs["time"] = history.epoch_time[-1]
             reporter.epoch_end(epoch, logs)
 
-            stop = False
-            if stopper is not None:
-                value = logs[monitor]
-                better = (best is None or
-                          (value > best + stopper.min_delta if monitor.endswith("accuracy")
-                           else value < best - stopper.min_delta))
-                if better:
-                    best, wait, history.best_epoch = value, 0, epoch
-                    if stopper.restore_best_weights:
-                        best_params = snapshot()
-                else:
-                    wait += 1
-                    if wait >= stopper.patience:
-                        history.stopped_early = stop = True
+            stop = stopper is not None and stopper.update(logs, epoch, history, state)
             for cb in cbs:
                 stop = bool(cb.on_epoch_end(epoch, logs)) or stop
             if stop:
                 break
-        if best_params is not None and history.best_epoch != history.epochs - 1:
-            restore(best_params)
+        if stopper is not None:
+            stopper.restore_best(history, state)
     finally:
         held.close()
         reporter.close()
-        for h, d in zip(host.arrays(), dev.arrays()):
-            if d is not h:  # device backends: bring the trained weights home
-                h[...] = be.to_host(d)
+        state.bring_home()
     for cb in cbs:
         cb.on_train_end(history)
     return history
+
+
+def _check_augment(augment, X: np.ndarray) -> None:
+    """An augmentation must be callable, and may check that the rows suit it (e.g. are images)."""
+    if augment is None:
+        return
+    if not callable(augment):
+        raise TypeError(f"augment must be an augmentation such as fastnn.augment.RandomShift(max_shift=2) "
+                        f"(a callable f(X, rng) -> X), got {augment!r}")
+    check = getattr(augment, "check", None)  # an optional method of fastnn.augment's classes
+    if check is not None:
+        check(X.shape[1])
+
+
+def _epoch_logs(stats: engine.EpochStats, classifier: bool) -> dict[str, float]:
+    """The epoch's mean training loss and accuracy (NaN for regression) from the summed stats."""
+    return {"loss": stats.loss_sum / stats.n_seen,
+            "accuracy": stats.correct / stats.n_seen if classifier else math.nan}
+
+
+def _validation_logs(be, spec: engine.NetSpec, params: engine.Params, hyper: engine.Hyper, val) -> dict[str, float]:
+    """val_loss (regularised like the training loss) and val_accuracy of the current weights."""
+    Xv, Yv, labels_v = val
+    out, loss_sum = engine.predict(be, spec, params, Xv, Yv)
+    return {"val_loss": loss_sum / len(Xv) + engine.penalty(be, params, hyper),
+            "val_accuracy": (engine.count_correct(spec, out, labels_v) / len(Xv)
+                             if labels_v is not None else math.nan)}
+
+
+class _DeviceState:
+    """The parameters being trained, as backend arrays, and their momentum buffers."""
+
+    def __init__(self, be, host: engine.Params):
+        self.be, self.host = be, host
+        self.params = engine.Params(*[[be.to_device(a) for a in group] for group in (host.W, host.b, host.alpha)])
+        self.velocity = engine.Params(*[[be.to_device(np.zeros_like(a)) for a in group]
+                                        for group in (host.W, host.b, host.alpha)])
+
+    def snapshot(self) -> list[np.ndarray]:
+        """A host copy of every parameter."""
+        return [self.be.to_host(a).copy() for a in self.params.arrays()]
+
+    def restore(self, saved: list[np.ndarray]) -> None:
+        for d, s in zip(self.params.arrays(), saved):
+            self.be.assign(d, s)
+
+    def bring_home(self) -> None:
+        """Device backends: copy the trained weights into the model's host arrays (CPU: the same arrays)."""
+        for h, d in zip(self.host.arrays(), self.params.arrays()):
+            if d is not h:
+                h[...] = self.be.to_host(d)
+
+
+class _Stopper:
+    """Early stopping's state: the best value of the monitored metric so far and the epochs since."""
+
+    def __init__(self, rule: EarlyStopping, monitor: str):
+        self.rule, self.monitor = rule, monitor
+        self.best: float | None = None
+        self.best_params: list[np.ndarray] | None = None
+        self.wait = 0
+
+    @classmethod
+    def make(cls, early_stopping, has_validation: bool, classifier: bool) -> _Stopper | None:
+        """The stopper ``fit(early_stopping=...)`` asks for (None, an int patience or an EarlyStopping)."""
+        if early_stopping is None or early_stopping is False:
+            return None
+        rule = early_stopping if isinstance(early_stopping, EarlyStopping) else EarlyStopping(patience=early_stopping)
+        monitor = rule.monitor or ("val_loss" if has_validation else "loss")
+        if monitor.startswith("val_") and not has_validation:
+            raise ValueError(f"early stopping monitors {monitor!r} but there is no validation data; "
+                             f"pass validation_split or validation_data, or monitor='loss'")
+        if monitor.endswith("accuracy") and not classifier:
+            raise ValueError(f"early stopping cannot monitor {monitor!r} for a regression network")
+        return cls(rule, monitor)
+
+    def update(self, logs: dict[str, float], epoch: int, history: History, state: _DeviceState) -> bool:
+        """Take this epoch's value; True when ``patience`` epochs have passed without an improvement."""
+        value = logs[self.monitor]
+        if self.monitor.endswith("accuracy"):
+            better = self.best is None or value > self.best + self.rule.min_delta
+        else:
+            better = self.best is None or value < self.best - self.rule.min_delta
+        if better:
+            self.best, self.wait, history.best_epoch = value, 0, epoch
+            if self.rule.restore_best_weights:
+                self.best_params = state.snapshot()
+            return False
+        self.wait += 1
+        history.stopped_early = self.wait >= self.rule.patience
+        return history.stopped_early
+
+    def restore_best(self, history: History, state: _DeviceState) -> None:
+        """Put back the best epoch's weights, when asked to and when they are not the last ones."""
+        if self.best_params is not None and history.best_epoch != history.epochs - 1:
+            state.restore(self.best_params)
