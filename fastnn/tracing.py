@@ -157,93 +157,149 @@ def trace(model: MLP | None = None, x: object = None, y: object = None, lr: floa
     if X.shape[0] == 1 and np.ndim(y) == 0:
         y = [y]  # one sample, one label or target
     Y, _ = model._Y(y, X.shape[0], "y")
+    run = _one_step(model, X, Y, lr)
+    steps = _parameter_steps(run) + _forward_steps(model, run) + _loss_steps(run) + _backward_steps(model, run)
+    steps += _update_steps(run)
+    B = X.shape[0]
+    arch = "-".join(map(str, model.layers))
+    acts = ", ".join(dict.fromkeys(model.activation)) or "no hidden layer"
+    desc = (f"Backprop trace: {arch} network ({acts}; {model.output} output{', residual' if run.spec.residual else ''}), "
+            f"loss {model.loss_name}, {B} sample{'s' if B > 1 else ''}, lr = {lr:g}, backend {model.backend}, "
+            f"{model.dtype.name}")
+    return Trace(steps, lr, run.data_loss + run.reg, desc, precision)
+
+
+@dataclass
+class _Step:
+    """Every buffer one training step fills, copied to the host in float64 (what a trace prints)."""
+
+    spec: engine.NetSpec
+    B: int
+    x: np.ndarray
+    y: np.ndarray
+    z: list[np.ndarray]
+    a: list[np.ndarray]
+    data_loss: float
+    reg: float
+    start: list[np.ndarray]  # W, b, alpha of every layer before the step
+    grads: list[list[np.ndarray]]  # dW, db, dalpha
+    delta: list[np.ndarray]
+    g: list[np.ndarray | None]  # dJ/da_l, kept only around skip connections
+    fprime: list[np.ndarray]  # f'(z_l) of the hidden layers
+    new: list[np.ndarray]  # W, b, alpha after the step
+
+
+def _one_step(model: MLP, X: np.ndarray, Y: np.ndarray, lr: float) -> _Step:
+    """Exactly the calls of one training step (no dropout), on a copy of the model's parameters."""
     be, spec = model._be, model._spec
     B, L = X.shape[0], spec.n_layers
-    host = lambda arr: np.array(be.to_host(arr), dtype=np.float64)  # noqa: E731 - a copy, float64
-    # Work on a copy of the parameters: the trace shows the step without taking it.
+
+    def host(arr) -> np.ndarray:
+        return np.array(be.to_host(arr), dtype=np.float64)  # a copy, in float64
+
     p = Params(*[[be.to_device(a.copy()) for a in group] for group in (model.weights, model.biases, model.alphas)])
     hyper = engine.Hyper(lr=lr, l1=model.l1, l2=model.l2)
     ws = engine.Workspace(be, spec, B, training=True)
     dalpha = engine.make_grad_buffers(be, spec, p)
     xb, yb = be.to_device(X), be.to_device(Y)
 
-    # The computation: exactly the calls of one training step.
     out = engine.forward(be, spec, p, ws, xb)
     data_loss = be.loss_value(spec.loss, spec.acts[-1], ws.z[-1][:B], out, yb)
     reg = engine.penalty(be, p, hyper)
-    start = [host(a) for a in p.arrays()]  # parameters before the step
+    start = [host(a) for a in p.arrays()]
     engine.backward(be, spec, p, ws, xb, yb, hyper, 0, dalpha)
     grads = [[host(g) for g in group] for group in (ws.dW, ws.db, dalpha)]
     # dJ/da is kept in ws.g only around skip connections (elsewhere propagate_delta fuses it away).
-    g_rec = [host(ws.g[l][:B]) if spec.skip[l] or spec.skip[l + 1] else None for l in range(L - 1)]
-    fprime = []  # f'(z_l) of the hidden layers, by the backend's own kernel, only for display
+    g = [host(ws.g[l][:B]) if spec.skip[l] or spec.skip[l + 1] else None for l in range(L - 1)]
+    fprime = []  # by the backend's own kernel, only for display
     for l in range(L - 1):
         d = be.empty((B, spec.sizes[l + 1]), spec.dtype)
         be.activation_derivative(spec.acts[l], ws.z[l][:B], p.alpha[l], d)
         fprime.append(host(d))
-    engine.update(be, p, (ws.dW, ws.db, dalpha), Params(*[[be.to_device(np.zeros_like(h)) for h in group]
-                                                           for group in (model.weights, model.biases,
-                                                                         model.alphas)]), hyper)
+    no_momentum = Params(*[[be.to_device(np.zeros_like(h)) for h in group]
+                           for group in (model.weights, model.biases, model.alphas)])
+    engine.update(be, p, (ws.dW, ws.db, dalpha), no_momentum, hyper)
+    return _Step(spec, B, host(xb), host(yb), [host(z[:B]) for z in ws.z], [host(a[:B]) for a in ws.a],
+                 data_loss, reg, start, grads, [host(d[:B]) for d in ws.delta], g, fprime,
+                 [host(a) for a in p.arrays()])
 
-    # The record, with the equation of every line.
-    names = model.activation + [model.output]
-    W0, b0, al0 = start[:L], start[L:2 * L], start[2 * L:]
-    steps: list[TraceStep] = []
-    add = lambda *a: steps.append(TraceStep(*a))  # noqa: E731
+
+def _parameter_steps(run: _Step) -> list[TraceStep]:
+    L = run.spec.n_layers
+    W0, b0, al0 = run.start[:L], run.start[L:2 * L], run.start[2 * L:]
+    steps = []
     for l in range(1, L + 1):
-        add("parameters", l, f"W{l}", f"W{l}", W0[l - 1])
-        add("parameters", l, f"b{l}", f"b{l}", b0[l - 1])
+        steps.append(TraceStep("parameters", l, f"W{l}", f"W{l}", W0[l - 1]))
+        steps.append(TraceStep("parameters", l, f"b{l}", f"b{l}", b0[l - 1]))
         if al0[l - 1].size:
-            add("parameters", l, f"alpha{l}", f"alpha{l} (PReLU slopes)", al0[l - 1])
-    add("forward", 0, "a0", "a0 = x", host(xb))
+            steps.append(TraceStep("parameters", l, f"alpha{l}", f"alpha{l} (PReLU slopes)", al0[l - 1]))
+    return steps
+
+
+def _forward_steps(model: MLP, run: _Step) -> list[TraceStep]:
+    """z_l = a_{l-1} W_l + b_l and a_l = f(z_l), layer by layer."""
+    names, L = model.activation + [model.output], run.spec.n_layers
+    steps = [TraceStep("forward", 0, "a0", "a0 = x", run.x)]
     for l in range(1, L + 1):
-        f = names[l - 1]
-        add("forward", l, f"z{l}", f"z{l} = a{l - 1} W{l} + b{l}", host(ws.z[l - 1][:B]))
-        skip = f" + a{l - 1}   (skip)" if spec.skip[l - 1] else ""
+        steps.append(TraceStep("forward", l, f"z{l}", f"z{l} = a{l - 1} W{l} + b{l}", run.z[l - 1]))
+        skip = f" + a{l - 1}   (skip)" if run.spec.skip[l - 1] else ""
         out_note = "   (y_hat)" if l == L else ""
-        add("forward", l, f"a{l}", f"a{l} = {f}(z{l}){skip}{out_note}", host(ws.a[l - 1][:B]))
-    add("loss", None, "y", "y (target)", host(yb))
-    J_eq = f"{'J_data' if reg else 'J'} = mean over {B} sample{'s' if B > 1 else ''} of {codes.LOSS_TEXT[spec.loss]}"
-    if reg:
-        add("loss", None, "J_data", J_eq, data_loss)
-        add("loss", None, "penalty", "R = l2/2 sum ||W||^2 + l1 sum ||W||_1", reg)
-        add("loss", None, "J", "J = J_data + R", data_loss + reg)
+        steps.append(TraceStep("forward", l, f"a{l}", f"a{l} = {names[l - 1]}(z{l}){skip}{out_note}", run.a[l - 1]))
+    return steps
+
+
+def _loss_steps(run: _Step) -> list[TraceStep]:
+    """The target, the data loss J and, with L1/L2, the penalty R and their sum."""
+    B = run.B
+    J_eq = (f"{'J_data' if run.reg else 'J'} = mean over {B} sample{'s' if B > 1 else ''} of "
+            f"{codes.LOSS_TEXT[run.spec.loss]}")
+    steps = [TraceStep("loss", None, "y", "y (target)", run.y)]
+    if run.reg:
+        steps.append(TraceStep("loss", None, "J_data", J_eq, run.data_loss))
+        steps.append(TraceStep("loss", None, "penalty", "R = l2/2 sum ||W||^2 + l1 sum ||W||_1", run.reg))
+        steps.append(TraceStep("loss", None, "J", "J = J_data + R", run.data_loss + run.reg))
     else:
-        add("loss", None, "J", J_eq, data_loss)
+        steps.append(TraceStep("loss", None, "J", J_eq, run.data_loss))
+    return steps
+
+
+def _backward_steps(model: MLP, run: _Step) -> list[TraceStep]:
+    """delta_L, then for each layer below: g (around skips), f'(z), delta, and every layer's dW, db, dalpha."""
+    spec, names, L = run.spec, model.activation + [model.output], run.spec.n_layers
+    steps = []
+    add = lambda *a: steps.append(TraceStep("backward", *a))  # noqa: E731
     for l in range(L, 0, -1):
         f = names[l - 1]
         if l == L:
-            add("backward", l, f"delta{l}", f"delta{l} = dJ/dz{l} = {_output_delta_eq(spec.loss, f, l)}",
-                host(ws.delta[l - 1][:B]))
+            add(l, f"delta{l}", f"delta{l} = dJ/dz{l} = {_output_delta_eq(spec.loss, f, l)}", run.delta[l - 1])
         else:
-            uses_g = spec.skip[l - 1] or spec.skip[l]
-            if uses_g:
+            if spec.skip[l - 1] or spec.skip[l]:
                 extra = f" + g{l + 1}   (skip)" if spec.skip[l] else ""
-                add("backward", l, f"g{l}", f"g{l} = dJ/da{l} = delta{l + 1} W{l + 1}^T{extra}", g_rec[l - 1])
+                add(l, f"g{l}", f"g{l} = dJ/da{l} = delta{l + 1} W{l + 1}^T{extra}", run.g[l - 1])
                 rhs = f"g{l}"
             else:
                 rhs = f"(delta{l + 1} W{l + 1}^T)"
-            add("backward", l, f"fprime{l}", f"{f}'(z{l}) = {_numbered(codes.ACTIVATION_TEXT[f][1], l)}",
-                fprime[l - 1])
-            add("backward", l, f"delta{l}", f"delta{l} = {f}'(z{l}) * {rhs}", host(ws.delta[l - 1][:B]))
+            add(l, f"fprime{l}", f"{f}'(z{l}) = {_numbered(codes.ACTIVATION_TEXT[f][1], l)}", run.fprime[l - 1])
+            add(l, f"delta{l}", f"delta{l} = {f}'(z{l}) * {rhs}", run.delta[l - 1])
         reg_eq = (" + l2 W" if model.l2 else "") + (" + l1 sign(W)" if model.l1 else "")
-        add("backward", l, f"dW{l}", f"dW{l} = dJ/dW{l} = a{l - 1}^T delta{l} / B{reg_eq}", grads[0][l - 1])
-        add("backward", l, f"db{l}", f"db{l} = dJ/db{l} = mean_b delta{l}", grads[1][l - 1])
-        if grads[2][l - 1].size:
-            add("backward", l, f"dalpha{l}", f"dalpha{l} = mean_b dJ/da{l} * min(z{l}, 0)", grads[2][l - 1])
-    new = [host(a) for a in p.arrays()]
-    for l in range(1, L + 1):
-        add("update", l, f"W{l}_new", f"W{l} <- W{l} - lr dW{l}", new[l - 1])
-        add("update", l, f"b{l}_new", f"b{l} <- b{l} - lr db{l}", new[L + l - 1])
-        if new[2 * L + l - 1].size:
-            add("update", l, f"alpha{l}_new", f"alpha{l} <- alpha{l} - lr dalpha{l}", new[2 * L + l - 1])
+        add(l, f"dW{l}", f"dW{l} = dJ/dW{l} = a{l - 1}^T delta{l} / B{reg_eq}", run.grads[0][l - 1])
+        add(l, f"db{l}", f"db{l} = dJ/db{l} = mean_b delta{l}", run.grads[1][l - 1])
+        if run.grads[2][l - 1].size:
+            add(l, f"dalpha{l}", f"dalpha{l} = mean_b dJ/da{l} * min(z{l}, 0)", run.grads[2][l - 1])
+    return steps
 
-    arch = "-".join(map(str, model.layers))
-    acts = ", ".join(dict.fromkeys(model.activation)) or "no hidden layer"
-    desc = (f"Backprop trace: {arch} network ({acts}; {model.output} output{', residual' if spec.residual else ''}), "
-            f"loss {model.loss_name}, {B} sample{'s' if B > 1 else ''}, lr = {lr:g}, backend {model.backend}, "
-            f"{model.dtype.name}")
-    return Trace(steps, lr, data_loss + reg, desc, precision)
+
+def _update_steps(run: _Step) -> list[TraceStep]:
+    """W <- W - lr dW for every parameter (the trace takes a plain SGD step)."""
+    L, new = run.spec.n_layers, run.new
+    steps = []
+    for l in range(1, L + 1):
+        steps.append(TraceStep("update", l, f"W{l}_new", f"W{l} <- W{l} - lr dW{l}", new[l - 1]))
+        steps.append(TraceStep("update", l, f"b{l}_new", f"b{l} <- b{l} - lr db{l}", new[L + l - 1]))
+        if new[2 * L + l - 1].size:
+            steps.append(TraceStep("update", l, f"alpha{l}_new", f"alpha{l} <- alpha{l} - lr dalpha{l}",
+                                   new[2 * L + l - 1]))
+    return steps
 
 
 def _numbered(text: str, l: int) -> str:
