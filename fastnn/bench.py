@@ -269,13 +269,10 @@ def _record(case: Case, times: list[float], first: float) -> Record:
 
 # An OpenBLAS worker spins for 2^28 cycles (about 0.1 s at 2.5 GHz) after its last job before it
 # sleeps.  NumPy and SciPy each bundle their own OpenBLAS (and PyTorch its own threads), so a case
-# that follows one on another library shares the cores with that library's spinning threads: on
-# this 2-core machine a numba epoch right after NumPy's took 0.498 s, 0.446 s after the pause
-# (`python benchmarks/blas_settle.py --rounds 9`, batch 512, medians of 9, 2026-12-02), while numba
-# still called SciPy's OpenBLAS.  It calls NumPy's now (kernels/blas.py) and that pair no longer
-# differs (0.391 vs 0.396 s, `--rounds 7`), but PyTorch's pool, or SciPy's with FASTNN_BLAS=scipy,
-# still would.  Cases of at least SETTLE_AFTER_S therefore start after a pause of SETTLE_S, as long
-# as 2^28 cycles at 1 GHz; shorter ones (kernels) would take too long.
+# that follows one on another library shares the cores with that library's spinning threads and
+# reads slower than it is (`python benchmarks/experiments/blas_settle.py` shows the bias).  Cases of
+# at least SETTLE_AFTER_S therefore start after a pause of SETTLE_S, as long as 2^28 cycles at 1 GHz;
+# shorter ones (kernels) would take too long.
 SETTLE_S = 0.3
 SETTLE_AFTER_S = 0.05
 
@@ -284,7 +281,8 @@ def gemm_rate(batch: int = 512, seconds: float = 0.5) -> float:
     """GFLOP/s of this machine's float32 GEMM on the epoch's largest product, (batch x 784) @ (784 x 256).
 
     np.matmul: NumPy's BLAS, the one the compiled backends call by default (kernels/blas.py).  An
-    epoch's 60.4 GFLOP at this rate is the floor the issue's targets are measured against.
+    epoch's GFLOP_PER_EPOCH at this rate is the floor no epoch can beat: the report gives each epoch
+    row's fraction of it.
     """
     rng = np.random.default_rng(0)
     A = rng.standard_normal((batch, LAYERS[0])).astype(np.float32)

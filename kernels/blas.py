@@ -1,10 +1,10 @@
 """Which BLAS the compiled backends' matrix products call: NumPy's bundled OpenBLAS when usable, else SciPy's.
 
 Numba's ``np.dot`` and ``scipy.linalg.cython_blas`` both reach the OpenBLAS inside SciPy's wheel.  NumPy's
-wheel bundles a second OpenBLAS (built with 64-bit integers, symbols ``scipy_cblas_sgemm64_`` ...), newer
-when this was written (0.3.31 against SciPy 1.17's 0.3.30), and the fused float32 epochs ran 4-22%
-faster through it on the development machine (``python benchmarks/blas_choice.py --rounds 3``, results
-in benchmarks/results-2026-12-02-blas.md).  Both libraries are loaded in every fastnn process anyway (numpy
+wheel bundles a second OpenBLAS (built with 64-bit integers, symbols ``scipy_cblas_sgemm64_`` ...), usually
+the newer of the two, and the fused float32 epochs run faster through it (``python
+benchmarks/experiments/blas_choice.py`` compares them; its results are in benchmarks/results/).  Both
+libraries are loaded in every fastnn process anyway (numpy
 imports its own), so using NumPy's costs nothing; SciPy's stays the fallback for NumPy builds without it
 (conda's MKL or Accelerate builds, a source build against a system BLAS).
 

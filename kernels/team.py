@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import contextlib
 
-from fastnn.kernels import codes
-from fastnn.kernels import blas
+from fastnn.kernels import blas, codes
 
 # A team pays once a batch carries enough work: (batch + 1) x (the network's weights) multiply-adds,
-# the products plus the update.  Below it the synchronisation costs more than the split saves.  On
-# the 2-core development machine (`python benchmarks/team.py --small`, 2026-12-03 06:20 UTC) a Cython
-# team took 17.8 ms an epoch against 14.2 ms without at 64-64-10, batch 32 (0.16 M multiply-adds) and
-# 25.4 against 32.3 ms at 128-128-10, batch 32 (0.58 M).  This is Cython's threshold; Numba's is
-# higher (kernels/numba_cpu.py).
+# the products plus the update.  Below it the synchronisation costs more than the split saves: 2^18
+# lies between the small networks where a Cython team lost and those where it won
+# (`python benchmarks/experiments/team.py --small` measures both sides; its results are in
+# benchmarks/results/).  This is Cython's threshold; Numba's is higher (kernels/numba_cpu.py).
 MIN_WORK = 2 ** 18
 
 
