@@ -12,7 +12,14 @@ from fastnn.io import load
 from fastnn.model import MLP
 from fastnn.perceptron import Perceptron
 from fastnn.tracing import Trace, trace
-from fastnn.training import Callback, EarlyStopping, History, TrainingDivergedWarning
+from fastnn.training import (
+    Callback,
+    EarlyStopping,
+    EarlyStoppingWarning,
+    History,
+    TrainingDivergedWarning,
+    UnscaledInputWarning,
+)
 
 # Not imported here, because they need optional extras: fastnn.sklearn (scikit-learn),
 # fastnn.plots (matplotlib).  fastnn.demos holds the teaching demos (``fastnn demo ...``).
@@ -28,6 +35,8 @@ __all__ = [
     "EarlyStopping",
     "History",
     "TrainingDivergedWarning",
+    "UnscaledInputWarning",
+    "EarlyStoppingWarning",
     "backends",
     "codes",
     "cpu",

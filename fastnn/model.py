@@ -341,7 +341,7 @@ class MLP:
             momentum: float = 0.0, nesterov: bool = False, validation_split: float = 0.0,
             validation_data: tuple[object, object] | None = None, early_stopping: Any = None,
             shuffle: bool = True, verbose: bool | int = True, callbacks: Sequence[Any] | None = None,
-            augment: Any = None):
+            augment: Any = None, lr_schedule: Any = None):
         """Train by mini-batch SGD; returns a :class:`fastnn.training.History`.
 
         ``y``: integer labels or one-hot / real targets.  ``early_stopping``: patience (int) or an
@@ -350,14 +350,17 @@ class MLP:
         stops training.  ``verbose``: 0 silent, 1 a progress bar on a terminal (else one line per
         epoch), 2 one line per epoch.  ``augment``: e.g. ``fastnn.augment.RandomShift(max_shift=2)``;
         each epoch then trains on a freshly augmented copy of the training rows (seeded by the
-        model seed; validation data is left as it is).
+        model seed; validation data is left as it is).  ``lr_schedule``: the learning rate per epoch,
+        a function ``epoch -> lr`` (epochs from 1) or a schedule of :mod:`fastnn.schedules` ("step",
+        "exponential", "cosine", or e.g. ``StepDecay(drop=0.1, every=10)``), starting from ``lr``;
+        ``History.lr`` records the rate of each epoch.
         """
         from fastnn.training import fit
 
         return fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
                    nesterov=nesterov, validation_split=validation_split,
                    validation_data=validation_data, early_stopping=early_stopping, shuffle=shuffle,
-                   verbose=verbose, callbacks=callbacks, augment=augment)
+                   verbose=verbose, callbacks=callbacks, augment=augment, lr_schedule=lr_schedule)
 
     def save(self, path: str) -> str:
         """Write architecture and parameters to an .npz file (no pickle); returns the path written."""

@@ -41,6 +41,13 @@ class EpochReporter:
             width = len(str(self.epochs))
             print(f"epoch {epoch + 1:>{width}}/{self.epochs}  {_fmt(logs)}", file=self.stream, flush=True)
 
+    def message(self, text: str) -> None:
+        """A line of news at the end of training (e.g. what early stopping did)."""
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        elif self.verbose:
+            print(text, file=self.stream, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -56,7 +56,9 @@ _PARAMS_DOC = '''
     residual : skip connections between equal-width hidden layers (see ``fastnn.MLP``).
     epochs : passes over the training data (fewer with early stopping).
     batch_size : mini-batch size of SGD.
-    lr : learning rate.
+    lr : learning rate (of the first epoch, with ``lr_schedule``).
+    lr_schedule : None (constant ``lr``), "step", "exponential", "cosine", a
+        ``fastnn.schedules.Schedule`` or a function epoch -> lr (epochs from 1).
     momentum : SGD momentum in [0, 1).
     nesterov : Nesterov momentum.
     validation_split : fraction of the training data held out for ``val_loss`` / early stopping.
@@ -81,7 +83,8 @@ class _FastnnEstimator(BaseEstimator):
                  batch_size: int = 32, lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False,
                  validation_split: float = 0.0, early_stopping: int | None = None, shuffle: bool = True,
                  augment: Any = None, backend: str | None = None, dtype: str = "float32",
-                 random_state: int | np.random.RandomState | None = None, verbose: int = 0) -> None:
+                 random_state: int | np.random.RandomState | None = None, verbose: int = 0,
+                 lr_schedule: Any = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
@@ -103,6 +106,7 @@ class _FastnnEstimator(BaseEstimator):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.lr_schedule = lr_schedule
 
     # The network's output layer; set by the subclasses.
     _output = "softmax"
@@ -135,7 +139,8 @@ class _FastnnEstimator(BaseEstimator):
                                   momentum=self.momentum, nesterov=self.nesterov,
                                   validation_split=self.validation_split,
                                   early_stopping=self.early_stopping, shuffle=self.shuffle,
-                                  verbose=2 if self.verbose else 0, augment=self.augment)
+                                  verbose=2 if self.verbose else 0, augment=self.augment,
+                                  lr_schedule=self.lr_schedule)
         self.history_ = history
         self.loss_curve_ = list(history.loss)
         self.n_iter_ = history.epochs

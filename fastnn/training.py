@@ -6,6 +6,7 @@ The per-batch work happens in :func:`fastnn.engine.run_epoch` (or a backend's fu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 import warnings
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fastnn import engine
+from fastnn import engine, schedules
 from fastnn.kernels import contract
 from fastnn.progress import EpochReporter
 from fastnn.validation import check_float, check_positive_int
@@ -25,7 +26,27 @@ if TYPE_CHECKING:
 
 
 class TrainingDivergedWarning(RuntimeWarning):
-    """The loss became NaN or infinite; training stopped and the last finite weights were restored."""
+    """The loss became NaN or infinite or exploded; training stopped and the best finite weights were restored."""
+
+
+class UnscaledInputWarning(UserWarning):
+    """The inputs hold values far outside the range a network trains well on (e.g. raw 0-255 pixels)."""
+
+
+class EarlyStoppingWarning(UserWarning):
+    """Early stopping has no validation data and falls back to the training loss."""
+
+
+# fit warns before training when some input value lies beyond +-UNSCALED_LIMIT: for data scaled to
+# [0, 1] or standardised, that is a 20-sigma value, while raw pixels (0-255) or raw physical
+# quantities exceed it at once.  Such inputs saturate sigmoid/tanh units and blow up the first
+# products, which fails silently: a dead network at chance accuracy, or a loss that explodes.
+UNSCALED_LIMIT = 20.0
+# An epoch's loss above EXPLODED x the initial weights' loss is divergence, as NaN or inf is: in
+# float64 a loss can grow for many epochs (to 1e295 and beyond) before it overflows.  The initial loss
+# is measured on up to REFERENCE_ROWS rows spread over the training set (a fraction of an epoch).
+EXPLODED = 1e4
+REFERENCE_ROWS = 1024
 
 
 @dataclass
@@ -38,8 +59,9 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     grad_norms_list: list[np.ndarray] = field(default_factory=list)
     epoch_time: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)  # the learning rate of each epoch (lr_schedule)
     stopped_early: bool = False
-    best_epoch: int | None = None  # 0-based, set by early stopping
+    best_epoch: int | None = None  # set by early stopping: 1 for the first epoch, as the log counts
     diverged: bool = False
 
     @property
@@ -47,7 +69,8 @@ class History:
         return len(self.loss)
 
     def record(self, logs: dict[str, float], stats, seconds: float) -> None:
-        """Append one epoch: its logs (val_* when present), mean gradient norms and wall time."""
+        """Append one epoch: its logs (val_* when present), learning rate, mean gradient norms and wall time."""
+        self.lr.append(logs["lr"])
         self.loss.append(logs["loss"])
         self.accuracy.append(logs["accuracy"])
         if "val_loss" in logs:
@@ -161,7 +184,8 @@ def _augmented(augment: Callable[..., np.ndarray], X: np.ndarray, rng: np.random
 def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float = 0.01,
         momentum: float = 0.0, nesterov: bool = False, validation_split: float = 0.0,
         validation_data=None, early_stopping=None, shuffle: bool = True, verbose: bool | int = True,
-        callbacks: Sequence[Any] | None = None, augment: Callable[..., np.ndarray] | None = None) -> History:
+        callbacks: Sequence[Any] | None = None, augment: Callable[..., np.ndarray] | None = None,
+        lr_schedule: str | Callable[[int], float] | None = None) -> History:
     """Mini-batch SGD over ``epochs``; see :meth:`fastnn.MLP.fit`."""
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -170,6 +194,7 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     if nesterov and momentum == 0:
         raise ValueError("nesterov=True needs momentum > 0, e.g. momentum=0.9")
     validation_split = check_float("validation_split", validation_split, 0.0, 1.0, high_open=True)
+    schedule = schedules.resolve(lr_schedule, lr, epochs)
     cbs = [_as_callback(cb) for cb in (callbacks or [])]
 
     X = model._X(X)
@@ -177,6 +202,7 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     X, Y, labels, val = _split_validation(model, X, Y, labels, validation_split, validation_data)
     _check_augment(augment, X)
     stopper = _Stopper.make(early_stopping, val is not None, model.is_classifier)
+    _warn_if_unscaled(X)
 
     be, spec = model._be, model._spec
     hyper = engine.Hyper(lr=lr, momentum=momentum, nesterov=bool(nesterov), l1=model.l1, l2=model.l2,
@@ -190,6 +216,7 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     run_epoch = engine.run_epoch if spec.residual else (contract.hook(be, "train_epoch") or engine.run_epoch)
     history = History()
     reporter = EpochReporter(epochs, verbose)
+    watch = _DivergenceWatch(_initial_loss(be, spec, state.params, hyper, X, Y))
     for cb in cbs:
         cb.on_train_begin(model)
 
@@ -203,24 +230,31 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
         for epoch in range(epochs):
             t0 = time.perf_counter()
             before = state.snapshot()
+            watch.epoch_start(before)
+            hyper = dataclasses.replace(hyper, lr=schedules.rate(schedule, epoch + 1))
             order = model._shuffle_rng.permutation(n) if shuffle else np.arange(n)
             X_epoch = X if augment is None else _augmented(augment, X, model._augment_rng)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported below
                 stats = run_epoch(be, spec, state.params, state.velocity, ws, X_epoch, Y, labels, order,
                                   batch_size, hyper, model._step)
             model._step += -(-n // batch_size)  # every epoch advances the dropout counter alike
-            if stats.diverged:
-                state.restore(before)
+            logs = _epoch_logs(stats, labels is not None) if stats.n_seen else {"loss": math.inf}
+            why = "the loss became NaN or infinite" if stats.diverged else watch.exploded(logs["loss"])
+            if why:
                 history.diverged = True
+                saved, best_epoch = watch.best()
+                state.restore(saved)
+                kept = (f"the weights from the end of epoch {best_epoch} (the lowest training loss, "
+                        f"{watch.best_loss:.4g}) were restored" if best_epoch else "the initial weights were restored")
                 warnings.warn(
-                    f"training diverged in epoch {epoch + 1}: the loss became NaN or infinite. "
-                    f"Training stopped and the weights from the end of epoch {epoch} were restored. "
-                    f"Lower the learning rate (lr={lr}) or add L2 regularisation.",
-                    TrainingDivergedWarning, stacklevel=3)
+                    f"training diverged in epoch {epoch + 1}: {why}. Training stopped and {kept}. "
+                    f"Lower the learning rate (lr={hyper.lr:g}), scale the inputs (and regression targets), "
+                    f"or add L2 regularisation.", TrainingDivergedWarning, stacklevel=3)
                 break
-            logs = _epoch_logs(stats, labels is not None)
+            watch.epoch_end(logs["loss"], epoch + 1)
             if val is not None:
                 logs |= _validation_logs(be, spec, state.params, hyper, val)
+            logs["lr"] = hyper.lr
             history.record(logs, stats, time.perf_counter() - t0)
             logs["time"] = history.epoch_time[-1]
             reporter.epoch_end(epoch, logs)
@@ -231,7 +265,9 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
             if stop:
                 break
         if stopper is not None:
-            stopper.restore_best(history, state)
+            note = stopper.restore_best(history, state)
+            if note and int(verbose):
+                reporter.message(note)
     finally:
         held.close()
         reporter.close()
@@ -308,6 +344,12 @@ class _Stopper:
             return None
         rule = early_stopping if isinstance(early_stopping, EarlyStopping) else EarlyStopping(patience=early_stopping)
         monitor = rule.monitor or ("val_loss" if has_validation else "loss")
+        if rule.monitor is None and not has_validation:
+            warnings.warn(
+                "early stopping has no validation data, so it monitors the training loss, which keeps "
+                "falling while the network overfits; pass validation_split or validation_data, or "
+                "EarlyStopping(monitor='loss') to monitor the training loss on purpose",
+                EarlyStoppingWarning, stacklevel=4)
         if monitor.startswith("val_") and not has_validation:
             raise ValueError(f"early stopping monitors {monitor!r} but there is no validation data; "
                              f"pass validation_split or validation_data, or monitor='loss'")
@@ -323,7 +365,7 @@ class _Stopper:
         else:
             better = self.best is None or value < self.best - self.rule.min_delta
         if better:
-            self.best, self.wait, history.best_epoch = value, 0, epoch
+            self.best, self.wait, history.best_epoch = value, 0, epoch + 1
             if self.rule.restore_best_weights:
                 self.best_params = state.snapshot()
             return False
@@ -331,7 +373,83 @@ class _Stopper:
         history.stopped_early = self.wait >= self.rule.patience
         return history.stopped_early
 
-    def restore_best(self, history: History, state: _DeviceState) -> None:
-        """Put back the best epoch's weights, when asked to and when they are not the last ones."""
-        if self.best_params is not None and history.best_epoch != history.epochs - 1:
+    def restore_best(self, history: History, state: _DeviceState) -> str:
+        """Put back the best epoch's weights, when asked to and when they are not the last ones.
+
+        Returns what happened, in words, for the log ('' when nothing did).
+        """
+        best = f"{self.monitor} {self.best:.4f}" if self.best is not None else self.monitor
+        said = ""
+        if history.stopped_early:
+            said = (f"early stopping: {self.monitor} did not improve for {self.rule.patience} epoch"
+                    f"{'s' if self.rule.patience != 1 else ''}, so training stopped after epoch {history.epochs}. ")
+        if self.best_params is not None and history.best_epoch != history.epochs:
             state.restore(self.best_params)
+            return said + f"Restored the weights of epoch {history.best_epoch} (best {best})."
+        if said:
+            kept = "kept the last weights" if self.best_params is None else "the last epoch was the best"
+            return said + f"Best: epoch {history.best_epoch} ({best}); {kept}."
+        return ""
+
+
+def _warn_if_unscaled(X: np.ndarray) -> None:
+    """UnscaledInputWarning when some input lies beyond +-UNSCALED_LIMIT (two passes, no temporary)."""
+    low, high = float(X.min()), float(X.max())
+    if max(-low, high) > UNSCALED_LIMIT:
+        warnings.warn(
+            f"the inputs range over [{low:.4g}, {high:.4g}], far outside what a network trains well on; "
+            f"scale them first: divide pixels by 255 (to [0, 1]) or standardise each feature with "
+            f"fastnn.datasets.standardize. Unscaled inputs saturate the units or make the loss explode.",
+            UnscaledInputWarning, stacklevel=4)
+
+
+def _initial_loss(be, spec: engine.NetSpec, params: engine.Params, hyper: engine.Hyper, X: np.ndarray,
+                  Y: np.ndarray) -> float:
+    """The regularised loss of the weights fit starts from, on rows spread over the training set."""
+    rows = slice(None, None, max(1, X.shape[0] // REFERENCE_ROWS))
+    Xr, Yr = X[rows][:REFERENCE_ROWS], Y[rows][:REFERENCE_ROWS]
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, loss_sum = engine.predict(be, spec, params, Xr, Yr)
+        return loss_sum / Xr.shape[0] + engine.penalty(be, params, hyper)
+
+
+class _DivergenceWatch:
+    """Watches the epochs' training loss for an explosion, and keeps the weights of the lowest-loss epoch.
+
+    The weights at the end of epoch k are the snapshot taken at the start of epoch k + 1, so keeping
+    the best costs no extra copy; they are kept only when every value is finite (a last update can
+    leave inf weights behind a finite loss), so a restored model never predicts inf or NaN.
+    """
+
+    def __init__(self, initial_loss: float):
+        self.initial_loss = initial_loss
+        self.best_loss = math.inf
+        self.best_epoch = 0  # 0: the initial weights
+        self._saved: list[np.ndarray] | None = None
+        self._candidate: tuple[float, int] | None = None  # (loss, epoch) waiting for its weights
+
+    def epoch_start(self, snapshot: list[np.ndarray]) -> None:
+        """Take the weights that ended the previous epoch (the initial ones before epoch 1)."""
+        if self._saved is None:
+            self._saved = snapshot
+        elif self._candidate is not None and all(np.isfinite(a).all() for a in snapshot):
+            self._saved = snapshot
+            self.best_loss, self.best_epoch = self._candidate
+        self._candidate = None
+
+    def exploded(self, loss: float) -> str:
+        """Why this epoch's loss counts as divergence ('' when it does not)."""
+        if not math.isfinite(loss):
+            return "the loss became NaN or infinite"
+        if math.isfinite(self.initial_loss) and loss > EXPLODED * self.initial_loss:
+            return (f"the loss exploded to {loss:.4g}, over {EXPLODED:g} times the initial weights' "
+                    f"{self.initial_loss:.4g}")
+        return ""
+
+    def epoch_end(self, loss: float, epoch: int) -> None:
+        if loss < self.best_loss:
+            self._candidate = (loss, epoch)
+
+    def best(self) -> tuple[list[np.ndarray], int]:
+        """(weights, epoch) with the lowest finite training loss so far (epoch 0: the initial weights)."""
+        return self._saved, self.best_epoch

@@ -78,6 +78,11 @@ def check_X(X: object, n_features: int, dtype: np.dtype, name: str = "X") -> np.
             arr = arr.reshape(1, -1)
         elif n_features == 1:
             arr = arr[:, None]
+        else:
+            raise ValueError(
+                f"{name} is one sample of {arr.shape[0]} values but the network takes {n_features} inputs; "
+                f"pass {n_features} values per sample (several samples: a 2-D array (n_samples, {n_features}))"
+            )
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, {n_features}), got shape {arr.shape}")
     if arr.shape[0] == 0:
@@ -103,6 +108,15 @@ def check_y(y: object, n_samples: int, n_outputs: int, classifier: bool, single_
         arr = np.asarray(y)
     except Exception as exc:
         raise TypeError(f"{name} could not be read as a numeric array: {exc}") from None
+    if arr.dtype.kind in "OUS" and arr.size and classifier:  # strings, objects: class names, not numbers
+        first = arr.reshape(-1)[0]
+        first = first.item() if isinstance(first, np.generic) else first
+        kind = "Python objects" if arr.dtype.kind == "O" else "strings"
+        raise TypeError(
+            f"{name} holds {kind} such as {first!r}, but fastnn's MLP takes integer "
+            f"class labels 0..k-1: encode them with classes, {name} = np.unique({name}, return_inverse=True) "
+            f"(classes[i] names label i), or use fastnn.sklearn.MLPClassifier, which takes any labels"
+        )
     _numeric(name, arr)
     if arr.ndim == 0 or arr.shape[0] == 0:
         raise ValueError(f"{name} is empty or a scalar (shape {arr.shape}); pass one target per sample")

@@ -88,7 +88,7 @@ inf_X[0, 0] = np.inf
     (X, y + 0.5, ValueError, "non-integer values but the network classifies"),
     (X, np.ones((10, 3)), ValueError, r"y has shape \(10, 3\) but the network has 2 outputs"),
     (X.astype(str), y, TypeError, "X must hold real numbers, got dtype <U"),
-    (X, y.astype(object).astype(str), TypeError, "y must hold real numbers"),
+    (X, y.astype(object).astype(str), TypeError, "y holds strings such as .0., but fastnn.s MLP takes integer class labels"),
     (X + 1j, y, TypeError, "X must hold real numbers"),
     (X[None], y, ValueError, "X must be 2-D"),
     ([[1, 2], [3]], y, TypeError, "could not be read"),
@@ -133,3 +133,18 @@ def test_early_stopping_arguments():
     with pytest.raises(ValueError, match="cannot monitor 'accuracy' for a regression"):
         fastnn.MLP([3, 1], output="identity").fit(X, np.ones(10), verbose=0,
                                                    early_stopping=fastnn.EarlyStopping(monitor="accuracy"))
+
+
+def test_string_labels_name_the_fix():
+    X = np.zeros((4, 2))
+    with pytest.raises(TypeError, match=r"'cat'.*integer class labels.*np\.unique\(y, return_inverse=True\)"
+                                        r".*fastnn\.sklearn\.MLPClassifier"):
+        fastnn.MLP([2, 2]).fit(X, ["cat", "dog", "cat", "dog"], epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="integer class labels"):
+        fastnn.MLP([2, 2]).fit(X, np.array(["a", "b", "a", "b"], dtype=object), epochs=1, verbose=0)
+
+
+def test_one_sample_of_the_wrong_length_names_the_input_count():
+    m = fastnn.MLP([2, 3, 2], seed=0)
+    with pytest.raises(ValueError, match="one sample of 3 values but the network takes 2 inputs"):
+        m.predict([0.5, -1, 3])

@@ -86,7 +86,7 @@ def test_trace_bad_input():
         fastnn.trace("model", [1, 2, 3], 1)
     with pytest.raises(ValueError, match="lr must be in"):
         fastnn.trace(m, [1, 2, 3], 1, lr=0)
-    with pytest.raises(ValueError, match="x must be 2-D"):
+    with pytest.raises(ValueError, match="x is one sample of 2 values but the network takes 3 inputs"):
         fastnn.trace(m, [1, 2], 1)
     with pytest.raises(ValueError, match="features per sample"):
         fastnn.trace(m, [[1, 2]], 1)
@@ -231,7 +231,7 @@ def test_gradient_norm_plots(tmp_path, small_mnist):
 def test_cli_train_plot_saves_grad_norms_too(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     png = tmp_path / "curves.png"
-    assert main(["train", "--epochs", "1", "--layers", "784,8,10", "--plot", str(png), "--quiet"]) == 0
+    assert main(["train", "--epochs", "1", "--hidden", "8", "--plot", str(png), "--quiet"]) == 0
     assert "gradient norms per layer saved to" in capsys.readouterr().out
     assert (tmp_path / "curves_grad_norms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -114,7 +114,7 @@ def test_early_stopping_restores_best_weights():
     h = m.fit(X, y, epochs=40, batch_size=8, lr=0.8, momentum=0.9, validation_data=(Xv, yv),
               early_stopping=EarlyStopping(patience=2), callbacks=[Keep()], verbose=0)
     best = int(np.argmin(h.val_loss))
-    assert h.best_epoch == best
+    assert h.best_epoch == best + 1  # counted from 1, as the log counts epochs
     if h.stopped_early:
         assert h.epochs == best + 3
     for w, s in zip(m.weights, snapshots[best]):
@@ -124,8 +124,13 @@ def test_early_stopping_restores_best_weights():
 
 def test_early_stopping_int_and_monitor_errors():
     X, y = _blobs(60)
-    h = fastnn.MLP([2, 4, 3], seed=0).fit(X, y, epochs=3, early_stopping=1, verbose=0)
+    with pytest.warns(fastnn.EarlyStoppingWarning, match="monitors the training loss.*validation_split"):
+        h = fastnn.MLP([2, 4, 3], seed=0).fit(X, y, epochs=3, early_stopping=1, verbose=0)
     assert h.best_epoch is not None  # monitors the training loss without validation data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for on purpose: no warning
+        fastnn.MLP([2, 4, 3], seed=0).fit(X, y, epochs=2, early_stopping=EarlyStopping(1, monitor="loss"),
+                                          verbose=0)
     with pytest.raises(ValueError, match="no validation data"):
         fastnn.MLP([2, 4, 3]).fit(X, y, early_stopping=EarlyStopping(monitor="val_loss"), verbose=0)
 
@@ -213,3 +218,107 @@ def test_inits(init):
                     "xavier": np.sqrt(6 / 700) / np.sqrt(3), "he": np.sqrt(2 / 400)}[init]
     assert W.std() == pytest.approx(expected_std, rel=0.02)
     assert (m.biases[0] == 0).all()
+
+
+def test_early_stopping_says_what_it_did(capsys):
+    X, y = _blobs(60)
+    Xv, yv = _blobs(60, seed=2)
+    m = fastnn.MLP([2, 32, 3], seed=0)
+    h = m.fit(X, y, epochs=40, batch_size=8, lr=0.8, momentum=0.9, validation_data=(Xv, yv),
+              early_stopping=EarlyStopping(patience=2), verbose=2)
+    out = capsys.readouterr().out
+    assert h.stopped_early  # this learning rate makes the validation loss worse within 40 epochs
+    assert (f"early stopping: val_loss did not improve for 2 epochs, so training stopped after epoch "
+            f"{h.epochs}. Restored the weights of epoch {h.best_epoch} (best val_loss "
+            f"{min(h.val_loss):.4f}).") in out
+    assert f"epoch {h.best_epoch:>2}/40" in out  # the restored epoch is the one the log printed
+    m.fit(X, y, epochs=2, validation_data=(Xv, yv), early_stopping=5, verbose=0)
+    assert capsys.readouterr().out == ""  # verbose=0 prints nothing
+
+
+def test_unscaled_inputs_warn_and_scaled_ones_do_not():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (40, 16)).astype(np.uint8)  # raw pixels
+    y = rng.integers(0, 3, 40)
+    with pytest.warns(fastnn.UnscaledInputWarning, match=r"\[0, 255\].*divide pixels by 255.*standardize"):
+        fastnn.MLP([16, 3], seed=0).fit(X, y, epochs=1, verbose=0)
+    from fastnn import datasets
+
+    (Xm, ym), _ = datasets.load_mnist_subset()
+    Xs = datasets.standardize(rng.normal(5, 3, (200, 4)))
+    Xs = Xs[0] if isinstance(Xs, tuple) else Xs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastnn.MLP([784, 10], seed=0).fit(Xm[:500], ym[:500], epochs=1, verbose=0)
+        fastnn.MLP([4, 2], seed=0).fit(Xs, (Xs[:, 0] > 0).astype(int), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_exploding_loss_is_divergence_and_the_best_finite_weights_return(dtype):
+    """Unscaled regression: float64 overflows only after the loss reached ~1e200; it stops at once now."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 100, (64, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])[:, None]
+    m = fastnn.MLP([3, 16, 1], output="identity", activation="relu", seed=0, dtype=dtype, backend="numpy")
+    w0 = [w.copy() for w in m.weights]
+    with pytest.warns(fastnn.TrainingDivergedWarning, match="epoch 1: .*initial weights were restored"):
+        h = m.fit(X, y, epochs=20, batch_size=8, lr=1e-4, verbose=0)
+    assert h.diverged and h.epochs == 0
+    for w, w_0 in zip(m.weights, w0):
+        np.testing.assert_array_equal(w, w_0)
+    assert np.isfinite(m.predict(X)).all()
+
+
+def test_learning_rate_schedules_set_each_epochs_rate():
+    from fastnn import schedules
+
+    X, y = _blobs(60)
+    m = fastnn.MLP([2, 4, 3], seed=0)
+    assert m.fit(X, y, epochs=3, lr=0.05, verbose=0).lr == [0.05] * 3
+    h = m.fit(X, y, epochs=5, lr=0.1, lr_schedule="step", verbose=0)
+    assert h.lr == [0.1] * 5  # step halves every 10 epochs by default
+    h = m.fit(X, y, epochs=4, lr=0.1, lr_schedule=schedules.StepDecay(drop=0.5, every=2), verbose=0)
+    assert h.lr == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    h = m.fit(X, y, epochs=3, lr=0.2, lr_schedule=schedules.ExponentialDecay(gamma=0.5), verbose=0)
+    assert h.lr == pytest.approx([0.2, 0.1, 0.05])
+    h = m.fit(X, y, epochs=3, lr=0.2, lr_schedule="cosine", verbose=0)
+    assert h.lr == pytest.approx([0.2, 0.15, 0.05])  # lr0 (1 + cos(pi (t-1)/3)) / 2
+    h = m.fit(X, y, epochs=3, lr_schedule=lambda t: 0.1 / t, verbose=0)
+    assert h.lr == pytest.approx([0.1, 0.05, 0.1 / 3])
+    with pytest.raises(ValueError, match="lr_schedule gave -1 for epoch 2"):
+        m.fit(X, y, epochs=3, lr_schedule=lambda t: 0.1 if t == 1 else -1, verbose=0)
+    with pytest.raises(ValueError, match="'linear' is unknown; choose one of step, exponential, cosine"):
+        m.fit(X, y, epochs=3, lr_schedule="linear", verbose=0)
+    with pytest.raises(ValueError, match="drop must be in"):
+        schedules.StepDecay(drop=2.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", *[b for b in ("numba", "cython") if b in fastnn.backends.available()]])
+def test_a_schedule_trains_like_epochs_run_one_by_one(backend):
+    """The rate reaches every backend's epoch, the fused ones too: a scheduled fit equals fits of one
+    epoch each at those rates (same model, so the shuffle and dropout streams continue)."""
+    X, y = _blobs(64)
+    kw = dict(activation="tanh", dropout=0.2, l2=1e-3, seed=3, backend=backend, dtype="float64")
+    a, b = fastnn.MLP([2, 8, 3], **kw), fastnn.MLP([2, 8, 3], **kw)
+    a.fit(X, y, epochs=3, batch_size=16, lr=0.2, momentum=0.0, lr_schedule=lambda t: 0.2 / t, verbose=0)
+    for t in (1, 2, 3):
+        b.fit(X, y, epochs=1, batch_size=16, lr=0.2 / t, verbose=0)
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-12, atol=1e-14)
+
+
+def test_divergence_after_progress_restores_the_lowest_loss_epoch():
+    """Good epochs, then a rate that blows the loss up: the weights of the lowest-loss epoch come back."""
+    X, y = _blobs(64)
+    m = fastnn.MLP([2, 16, 3], seed=0, dtype="float64", backend="numpy")
+    ends = []
+    with pytest.warns(fastnn.TrainingDivergedWarning, match=r"epoch (\d+) \(the lowest training loss"):
+        h = m.fit(X, y, epochs=8, batch_size=8, lr=0.05, momentum=0.9, verbose=0,
+                  lr_schedule=lambda t: 0.05 if t <= 2 else (3.0 if t <= 4 else 1e6),
+                  callbacks=[lambda epoch, logs: ends.append([w.copy() for w in m.weights])])
+    assert h.diverged and 4 <= h.epochs < 8
+    best = int(np.argmin(h.loss))
+    assert best == 1 < h.epochs - 1  # epochs 3 and 4 made it worse: the best is not the last
+    for w, kept in zip(m.weights, ends[best]):
+        np.testing.assert_array_equal(w, kept)
+    assert np.isfinite(m.predict_proba(X)).all()
