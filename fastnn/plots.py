@@ -3,6 +3,7 @@
     plot_history(history, "curves.png")          loss and accuracy per epoch, train and validation
     plot_grad_norms(history, "grads.png")        ||dJ/dW_l|| per epoch, one line per layer
     plot_layer_grad_norms({"sigmoid": h1, "relu": h2}, "vanishing.png")   networks side by side
+    plot_decision_boundary(model, X, y, "xor.png")  the class regions of a 2-input classifier, with the points
 """
 from __future__ import annotations
 
@@ -100,6 +101,55 @@ def plot_layer_grad_norms(norms: Mapping[str, History | Sequence[float] | np.nda
         ax.plot(np.arange(1, arr.size + 1), np.maximum(arr, 1e-300), "o-", label=name)
     ax.set(xlabel="layer (1 = next to the input)", ylabel="mean ||dJ/dW||", yscale="log", title=title)
     ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def plot_decision_boundary(model, X: object, y: object, path: str | os.PathLike, *, resolution: int = 300,
+                           margin: float = 0.25, title: str | None = None) -> str:
+    """Save the class regions a 2-input classifier draws in the plane, with the points ``(X, y)`` on top.
+
+    Every point of a ``resolution`` x ``resolution`` grid over the data's range (widened by ``margin``
+    of its extent) is coloured by the class ``model.predict`` gives it; a classifier with one hidden
+    layer bends the boundary that a perceptron draws straight (XOR, the two spirals).
+    """
+    from fastnn.model import MLP
+
+    if not isinstance(model, MLP) and not hasattr(model, "predict"):
+        raise TypeError(f"model must be a fitted fastnn.MLP (or have predict), got {type(model).__name__}")
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"plot_decision_boundary draws the plane: X must have 2 features per sample, "
+                         f"got shape {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must hold one label per sample ({X.shape[0]}), got shape {y.shape}")
+    if isinstance(model, MLP) and not model.is_classifier:
+        raise ValueError("plot_decision_boundary needs a classifier (output 'softmax' or 'sigmoid')")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or not 2 <= resolution <= 4000:
+        raise ValueError(f"resolution must be an integer number of grid points per axis in 2..4000, got {resolution!r}")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = margin * np.maximum(hi - lo, 1e-12)
+    g0 = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
+    g1 = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
+    G0, G1 = np.meshgrid(g0, g1)
+    regions = np.asarray(model.predict(np.column_stack([G0.ravel(), G1.ravel()]))).reshape(G0.shape)
+    classes = np.unique(np.concatenate([np.unique(regions), np.unique(y)]))
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    index = np.searchsorted(classes, regions)
+    ax.contourf(G0, G1, index, levels=np.arange(len(classes) + 1) - 0.5, cmap=cmap, vmin=-0.5,
+                vmax=cmap.N - 0.5, alpha=0.3)
+    for k, c in enumerate(classes):
+        pts = X[y == c]
+        if len(pts):
+            ax.scatter(pts[:, 0], pts[:, 1], s=14, color=cmap(k), edgecolor="k", linewidth=0.3, label=f"class {c}")
+    accuracy = float(np.mean(np.asarray(model.predict(X)) == y))
+    ax.set(xlabel="x1", ylabel="x2", title=title or f"decision regions (training accuracy {accuracy:.3f})")
+    ax.legend(fontsize="small", loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
