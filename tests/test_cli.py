@@ -23,7 +23,7 @@ def test_fastnn_train_default_reaches_90_percent(capsys):
 
 def test_train_options_save_and_plot(tmp_path, capsys):
     model_path, png = tmp_path / "m.npz", tmp_path / "curves.png"
-    code = main(["train", "--epochs", "2", "--layers", "784,32,10", "--activation", "tanh",
+    code = main(["train", "--epochs", "2", "--hidden", "32", "--activation", "tanh",
                  "--batch-size", "100", "--lr", "0.1", "--momentum", "0.5", "--nesterov", "--l1", "1e-5",
                  "--l2", "1e-4", "--dropout", "0.1", "--input-dropout", "0.1", "--dtype", "float64",
                  "--seed", "3", "--validation-split", "0.1", "--early-stopping", "3", "--init", "xavier",
@@ -72,9 +72,9 @@ def test_train_errors_are_one_clear_line(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def test_bad_layers_option_is_rejected(capsys):
+def test_bad_hidden_option_is_rejected(capsys):
     with pytest.raises(SystemExit):
-        main(["train", "--layers", "256,abc"])
+        main(["train", "--hidden", "256,abc"])
     assert "comma-separated sizes" in capsys.readouterr().err
 
 
