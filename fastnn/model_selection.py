@@ -10,9 +10,10 @@ Independent fits (folds, bagging members) run in parallel through joblib when ``
 None/1 (``pip install joblib``).  They take whatever joblib backend is active, so the same call
 runs on a cluster:
 
-    import joblib
+    import joblib                                       # pip install 'fastnn[distributed]'
     from dask.distributed import Client
     client = Client("scheduler-address:8786")          # registers joblib's "dask" backend
+                                                        # (Client(LocalCluster()) on one machine)
     with joblib.parallel_config(backend="dask"):
         cv = cross_validate(make_model, X, y, k=10, n_jobs=-1)
 
