@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from fastnn.validation import check_float, check_positive_int
 
-__all__ = ["VanishingResult", "vanishing_gradients", "perceptron_vs_mlp", "LOGIC_GATES"]
+__all__ = ["VanishingResult", "vanishing_gradients", "vanishing_conclusion", "perceptron_vs_mlp", "LOGIC_GATES"]
 
 # The networks the vanishing-gradient demo compares: name -> MLP keyword arguments.  Each hidden
 # activation gets its textbook initialisation, so the sigmoid network is not handicapped by init.
@@ -45,6 +47,10 @@ class VanishingResult:
         """||dJ/dW_1|| / ||dJ/dW_L||: the first layer's gradient relative to the last layer's."""
         n = self.norms[name]
         return float(n[0] / n[-1])
+
+    def conclusion(self) -> str:
+        """What the measured first/last ratios show, in words (see :func:`vanishing_conclusion`)."""
+        return vanishing_conclusion({name: self.ratio(name) for name in self.norms}, depth=len(self.layers) - 1)
 
     def __str__(self) -> str:
         L = len(self.layers) - 1
@@ -109,6 +115,52 @@ def vanishing_gradients(X: np.ndarray | None = None, y: np.ndarray | None = None
     return result
 
 
+# Why a network keeps or loses its first layers' gradient; said only when the measurement shows it.
+_WHY_VANISHED = {"sigmoid": "each sigmoid layer multiplies the backpropagated error by f'(z) <= 1/4"}
+_WHY_KEPT = {
+    "relu": "f'(z) = 1 wherever a ReLU unit is active",
+    "sigmoid + residual": "each skip connection adds dJ/da_l to dJ/da_(l-1) unchanged (dJ/da_(l-1) = ... + dJ/da_l)",
+}
+
+
+def vanishing_conclusion(ratios: Mapping[str, float], depth: int | None = None) -> str:
+    """Words for the measured ratios ``||dJ/dW_1|| / ||dJ/dW_L||`` (first layer over last), one per network.
+
+    A network whose first layer's gradient is at least 10 times smaller than its last layer's is
+    said to lose ``log10(last/first)`` orders of magnitude; within a factor of 10 either way it
+    keeps the gradient within one order; 10 times larger or more, it grows.  The textbook
+    reason (sigmoid's f' <= 1/4, ReLU's f' = 1, the skip connections' identity path) is added only
+    for a default network whose measurement agrees with it, so the sentence never claims more
+    than the numbers show.
+    """
+    sentences = []
+    for name, r in ratios.items():
+        if not (math.isfinite(r) and r > 0):
+            sentences.append(f"The {name} network's first/last ratio is {r}: a gradient norm of zero or "
+                             "not finite, so nothing can be read from it.")
+            continue
+        k = -math.log10(r)  # orders of magnitude the first layer's gradient is below the last layer's
+        if k >= 1:
+            text = (f"The {name} network's first layer gets a gradient {k:.1f} orders of magnitude smaller "
+                    f"than its last layer's (first/last = {r:.1e})")
+            why = _WHY_VANISHED.get(name)
+        elif k > -1:
+            factor = f"{1 / r:.1f} times smaller" if r < 1 else f"{r:.1f} times larger"
+            text = (f"The {name} network keeps its first layer's gradient within one order of magnitude of "
+                    f"its last layer's ({factor}, first/last = {r:.2g})")
+            why = _WHY_KEPT.get(name)
+        else:
+            text = (f"The {name} network's first layer gets a gradient {-k:.1f} orders of magnitude larger "
+                    f"than its last layer's (first/last = {r:.1e}): it grows instead of vanishing")
+            why = None
+        sentences.append(text + (f": {why}." if why else "."))
+    if ratios and all(math.isfinite(r) and 0.1 < r for r in ratios.values()):
+        at = f" at depth {depth}" if depth else ""
+        sentences.append(f"No network's first-layer gradient fell an order of magnitude below its last "
+                         f"layer's{at}; compare with a deeper network (e.g. depth 8, the demo's default).")
+    return " ".join(sentences)
+
+
 # --------------------------------------------------------------------------- perceptron vs MLP
 
 LOGIC_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
@@ -147,32 +199,40 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """``fastnn demo vanishing`` and ``fastnn demo perceptron``."""
     sub = parser.add_subparsers(dest="demo", required=True)
     v = sub.add_parser("vanishing", help="8-layer sigmoid vs ReLU vs residual: gradient norm per layer",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    v.add_argument("--depth", type=int, default=8, help="number of weight layers")
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Train a deep sigmoid network, the same network with ReLU, and the sigmoid "
+                                   "network with skip connections on the same data, then compare each layer's "
+                                   "mean gradient norm ||dJ/dW_l|| over the first epoch.")
+    v.add_argument("--depth", type=int, default=8, help="number of weight layers (at least 3)")
     v.add_argument("--width", type=int, default=32, help="units per hidden layer")
-    v.add_argument("--epochs", type=int, default=2)
+    v.add_argument("--epochs", type=int, default=2, help="training epochs (the norms are the first epoch's)")
     v.add_argument("--samples", type=int, default=2000, help="images from the bundled MNIST subset")
-    v.add_argument("--lr", type=float, default=0.1)
-    v.add_argument("--backend", default=None)
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--plot", metavar="PNG", default=None, help="save the per-layer norms as a plot (matplotlib)")
+    v.add_argument("--lr", type=float, default=0.1, help="learning rate (plain SGD, batches of 64)")
+    v.add_argument("--backend", default=None, help="numpy, numba, cython, cuda; default: the fastest CPU backend")
+    v.add_argument("--seed", type=int, default=0, help="seeds every network's initial weights and shuffling")
+    v.add_argument("--plot", metavar="PNG", default=None,
+                   help="save the per-layer norms as a plot (needs matplotlib: pip install 'fastnn[plot]'; "
+                        "the folder must exist); default: no plot")
     v.set_defaults(handler=_run_vanishing)
     p = sub.add_parser("perceptron", help="perceptron vs MLP on AND, OR and XOR")
-    p.add_argument("--backend", default=None)
+    p.add_argument("--backend", default=None, help="backend of the MLP; default: the fastest CPU backend")
     p.set_defaults(handler=_run_perceptron)
 
 
 def _run_vanishing(args: argparse.Namespace) -> int:
+    png = None
+    if args.plot:  # checked before any training
+        from fastnn.cli import check_plot_file
+
+        png = check_plot_file("--plot", args.plot)
     result = vanishing_gradients(depth=args.depth, width=args.width, epochs=args.epochs,
                                  n_samples=args.samples, lr=args.lr, backend=args.backend, seed=args.seed)
     print(result)
-    print("The first layers of the sigmoid network get gradients orders of magnitude smaller than its "
-          "last layer (each sigmoid layer multiplies the error by f'(z) <= 1/4); ReLU (f' = 1 where "
-          "active) and skip connections (dJ/da_(l-1) = ... + dJ/da_l) keep them within about one order.")
-    if args.plot:
+    print(result.conclusion())
+    if png:
         from fastnn.plots import plot_layer_grad_norms
 
-        print(f"plot saved to {plot_layer_grad_norms(result.norms, args.plot, title='vanishing gradients')}")
+        print(f"plot saved to {plot_layer_grad_norms(result.norms, png, title='vanishing gradients')}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """The command line says what it does: every option's default in its help, bad input refused
 before any data is read or any training starts (one line naming the problem and the fix),
-CIFAR-10 and a hold-out from the CLI."""
+CIFAR-10 and a hold-out from the CLI, and the demo's conclusion worded from what it measured."""
 import argparse
 import inspect
 import os
@@ -13,6 +13,7 @@ import pytest
 import fastnn
 from fastnn import cli, datasets
 from fastnn.cli import main
+from fastnn.demos import vanishing_conclusion
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -306,3 +307,58 @@ def test_cifar10_refusals(tmp_path, capsys, no_work):
     assert "https://www.cs.toronto.edu/~kriz/cifar.html" in err and "pass --data cifar-10-batches-bin" in err
     assert main(["train", "--dataset", "cifar10", "--data", str(tmp_path), "--hidden", "3072,512,10"]) == 2
     assert "the input (3072) and output (10) layers come from the data" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_vanishing_conclusion_for_a_shallow_network_claims_no_orders_of_magnitude():
+    text = vanishing_conclusion({"sigmoid": 0.52, "relu": 1.3, "sigmoid + residual": 0.8}, depth=3)
+    assert "orders of magnitude" not in text
+    assert "The sigmoid network keeps its first layer's gradient within one order of magnitude" in text
+    assert "1/4" not in text  # the vanishing explanation is not given when nothing vanished
+    assert "No network's first-layer gradient fell an order of magnitude below its last layer's at depth 3" in text
+
+
+def test_vanishing_conclusion_for_a_deep_network_says_how_many_orders():
+    text = vanishing_conclusion({"sigmoid": 2.0e-4, "relu": 3.0, "sigmoid + residual": 0.15}, depth=8)
+    assert ("The sigmoid network's first layer gets a gradient 3.7 orders of magnitude smaller than its last "
+            "layer's (first/last = 2.0e-04): each sigmoid layer multiplies the backpropagated error by f'(z) <= 1/4.") in text
+    assert "The relu network keeps its first layer's gradient within one order of magnitude" in text
+    assert "3.0 times larger" in text and "6.7 times smaller" in text
+    assert "No network" not in text
+    # ReLU losing its gradient gets no ReLU excuse; a growing gradient is called that.
+    text = vanishing_conclusion({"relu": 1e-3, "tanh": 50.0})
+    assert "3.0 orders of magnitude smaller" in text and "f'(z) = 1" not in text
+    assert "1.7 orders of magnitude larger" in text and "grows instead of vanishing" in text
+    assert "nothing can be read" in vanishing_conclusion({"sigmoid": 0.0})
+
+
+def test_demo_vanishing_prints_the_measured_conclusion(capsys):
+    assert main(["demo", "vanishing", "--depth", "3", "--width", "8", "--samples", "200", "--epochs", "1",
+                 "--backend", "numpy"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    ratios = {}
+    for line in lines[2:5]:
+        name, values = line[:18].strip(), line[18:].split()
+        ratios[name] = float(values[-2])
+    assert set(ratios) == {"sigmoid", "relu", "sigmoid + residual"}
+    assert lines[-1].startswith("The sigmoid network")
+    assert ("orders of magnitude smaller" in lines[-1]) == (ratios["sigmoid"] <= 0.1)
+
+
+def test_demo_plot_is_checked_before_training(monkeypatch, capsys):
+    import fastnn.demos
+
+    monkeypatch.setattr(fastnn.demos, "vanishing_gradients", lambda **kw: pytest.fail("trained before the check"))
+    assert main(["demo", "vanishing", "--plot", "/nonexistent/dir/v.png"]) == 2
+    assert "folder /nonexistent/dir does not exist; create it with mkdir -p /nonexistent/dir" in capsys.readouterr().err
+
+
+def test_demo_help_shows_every_default(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "120")
+    with pytest.raises(SystemExit):
+        main(["demo", "vanishing", "--help"])
+    blocks = _option_blocks(capsys.readouterr().out)
+    for opt in ["--depth", "--width", "--epochs", "--samples", "--lr", "--backend", "--seed", "--plot"]:
+        assert "default" in blocks[opt], blocks[opt]
