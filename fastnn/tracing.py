@@ -355,6 +355,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.x is None or args.y is None:
             raise ValueError("--model needs a sample: pass --x V1,V2,... and --y LABEL (or T1,T2,...)")
         model = load(args.model, backend=args.backend)
+        n_in = model.layers[0]
+        if len(args.x) != n_in:
+            raise ValueError(f"--x has {len(args.x)} value{'s' if len(args.x) != 1 else ''} but the network in "
+                             f"{args.model} ({'-'.join(map(str, model.layers))}) takes {n_in} input"
+                             f"{'s' if n_in != 1 else ''}; pass {n_in} comma-separated values")
         x = np.array(args.x)
         y = np.array(args.y if len(args.y) > 1 else [args.y[0]])
         if len(args.y) > 1:

@@ -1,6 +1,6 @@
 """The command line says what it does: every option's default in its help, bad input refused
 before any data is read or any training starts (one line naming the problem and the fix),
-CIFAR-10 and a hold-out from the CLI, and the demo's conclusion worded from what it measured."""
+CIFAR-10 and a hold-out from the CLI, and demo / trace messages worded from what was measured."""
 import argparse
 import inspect
 import os
@@ -309,7 +309,7 @@ def test_cifar10_refusals(tmp_path, capsys, no_work):
     assert "the input (3072) and output (10) layers come from the data" in capsys.readouterr().err
 
 
-# --------------------------------------------------------------------------- demo
+# --------------------------------------------------------------------------- demo and trace
 
 
 def test_vanishing_conclusion_for_a_shallow_network_claims_no_orders_of_magnitude():
@@ -362,3 +362,17 @@ def test_demo_help_shows_every_default(monkeypatch, capsys):
     blocks = _option_blocks(capsys.readouterr().out)
     for opt in ["--depth", "--width", "--epochs", "--samples", "--lr", "--backend", "--seed", "--plot"]:
         assert "default" in blocks[opt], blocks[opt]
+
+
+def test_trace_x_of_the_wrong_length_names_the_network_inputs(tmp_path, capsys):
+    model = fastnn.MLP([2, 3, 2], backend="numpy", seed=0)
+    with pytest.raises(ValueError, match="x is one sample of 3 values but the network takes 2 inputs"):
+        fastnn.trace(model, [0.5, -1, 3], 1)  # the library's own check, as fit and predict make it
+    path = model.save(tmp_path / "m.npz")
+    argv = ["trace", "--model", path, "--y", "1", "--backend", "numpy"]
+    assert main([*argv, "--x", "0.5,-1,3"]) == 2
+    err = capsys.readouterr().err
+    assert f"--x has 3 values but the network in {path} (2-3-2) takes 2 inputs; pass 2 comma-separated values" in err
+    assert main([*argv, "--x", "0.5,-1"]) == 0
+    assert "Backprop trace: 2-3-2 network" in capsys.readouterr().out
+
