@@ -1,13 +1,19 @@
 # cython: language_level=3
 """The formulas every Cython kernel shares, as nogil inline functions on raw C-contiguous buffers.
 
-Scalar f and f', the dropout hash, row-major GEMM through BLAS and the elementwise loops of
-backpropagation are written once, here.  Both modules cimport them: ``_kernels.pyx`` (the contract,
-kernel by kernel) and ``_epoch.pyx`` (a whole epoch in one nogil call), so the step-by-step path
-and the fused path run the same code and cannot drift apart.
+Each formula is written once, here: the scalar ones (f and f', the sigmoid's slope, the penalty's
+gradient, one SGD step, one round of the dropout hash, a row's max, softmax and predicted label),
+row-major GEMM through BLAS, and the elementwise loops of backpropagation built from them.  Both
+modules cimport them: ``_kernels.pyx`` (the contract, kernel by kernel) and ``_epoch.pyx`` (a whole
+epoch in one nogil call), so the step-by-step path and the fused path run the same code and cannot
+drift apart.  GCC inlines the small functions with their constant arguments (setup.py's
+INLINE_FLAGS), so each loop compiles to its formula alone.
 
 Notation as in kernels/README.md: row vectors, batch first; a (B, n) buffer is B*n values, row by row.
-Every loop is serial on purpose: BLAS owns the cores (DESIGN.md, "Performance habits").
+Every function here runs on the calling thread.  Threads are the caller's business: the fused epoch
+(``_epoch.pyx``) runs an OpenMP team whose threads call these on their own rows and parameter slices
+(kernels/README.md, "The fused epochs' thread team"), and ``_kernels.pyx``'s ``matmul_blocked`` its
+own ``prange``.
 """
 from libc.math cimport exp, expl, expm1, fabs, fabsf, log, log1p, log1pl, logl, tanh
 from libc.stdint cimport int64_t, uint64_t
@@ -53,12 +59,13 @@ cdef extern from *:
 
 # --------------------------------------------------------------------------- vectorisable e^x
 # float e^x, e^x - 1, tanh and the sigmoid in arithmetic, bit operations and selects, so that the
-# loops below vectorise (libm's expf/tanhf are one call per element: a tanh layer ran about 8x slower
-# than NumPy's SIMD np.tanh; benchmarks/results-2026-12-02-activations.md).  The same algorithm and constants as kernels/vecmath.py (the Numba
-# backend), whose docstring explains them and the accuracy (2 ulp): x = n ln2 + r by "magic number"
-# rounding, Cephes's polynomial for e^r - 1 - r, 2^n built in the exponent bits.  double keeps the
-# C library's functions (gradient checks need its last digits).  The C compiler must not
-# reassociate (no -ffast-math: setup.py): (t + M) - M is the rounding.
+# loops below vectorise: libm's expf/tanhf are one call per element, which keeps a loop scalar, and a
+# tanh layer then loses to NumPy's SIMD np.tanh (benchmarks/experiments/activations.py --acts tanh
+# times each backend's epoch per activation).  The same algorithm and constants as kernels/vecmath.py
+# (the Numba backend), whose docstring explains them and the accuracy (2 ulp): x = n ln2 + r by
+# "magic number" rounding, Cephes's polynomial for e^r - 1 - r, 2^n built in the exponent bits.
+# double keeps the C library's functions (gradient checks need its last digits).  The C compiler
+# must not reassociate (no -ffast-math: setup.py): (t + M) - M is the rounding.
 
 cdef extern from *:
     """
@@ -133,14 +140,6 @@ cdef inline real _exp(real x) noexcept nogil:
         return exp(x)
 
 
-cdef inline real _abs(real x) noexcept nogil:
-    """|x| in the dtype."""
-    if real is float:
-        return fabsf(x)
-    else:
-        return fabs(x)
-
-
 cdef inline real sigmoid(real z) noexcept nogil:
     """s(z) = 1 / (1 + e^-z), through e^-|z| so that it never overflows."""
     cdef real e
@@ -149,6 +148,11 @@ cdef inline real sigmoid(real z) noexcept nogil:
     else:
         e = exp(-fabs(z))
         return 1 / (1 + e) if z >= 0 else e / (1 + e)
+
+
+cdef inline real sigmoid_slope(real s) noexcept nogil:
+    """s'(z) = s (1 - s), from the sigmoid's value s = s(z)."""
+    return s * (1 - s)
 
 
 cdef inline real f(int act, real z, real alpha) noexcept nogil:
@@ -182,8 +186,7 @@ cdef inline real df(int act, real z, real alpha) noexcept nogil:
     if act == RELU:
         return 1 if z > 0 else 0
     if act == SIGMOID:
-        s = sigmoid(z)
-        return s * (1 - s)
+        return sigmoid_slope(sigmoid(z))
     if act == TANH:
         s = f(TANH, z, alpha)
         return 1 - s * s
@@ -282,21 +285,32 @@ cdef inline void _map_f(int act, const real *z, const real *alpha, real *a, Py_s
             a[i] = f(act, z[i], <real>0)
 
 
+cdef inline real row_max(const real *z, Py_ssize_t n) noexcept nogil:
+    """max_j z_j of one row (n >= 1): the shift that keeps softmax's and cross-entropy's e^z finite."""
+    cdef Py_ssize_t j
+    cdef real m = z[0]
+    for j in range(1, n):
+        if z[j] > m:
+            m = z[j]
+    return m
+
+
+cdef inline void softmax_row(const real *z, real *a, Py_ssize_t n) noexcept nogil:
+    """a_j = e^(z_j - max z) / sum_k e^(z_k - max z), one row."""
+    cdef Py_ssize_t j
+    cdef real m = row_max(z, n), s = 0
+    for j in range(n):
+        a[j] = _exp(z[j] - m)
+        s += a[j]
+    for j in range(n):
+        a[j] = a[j] / s
+
+
 cdef inline void softmax(const real *z, real *a, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
-    """a_j = e^(z_j - max z) / sum_k e^(z_k - max z), per row."""
-    cdef Py_ssize_t i, j
-    cdef real m, s
+    """softmax_row on each of the B rows."""
+    cdef Py_ssize_t i
     for i in range(B):
-        m = z[i * n]
-        for j in range(1, n):
-            if z[i * n + j] > m:
-                m = z[i * n + j]
-        s = 0
-        for j in range(n):
-            a[i * n + j] = _exp(z[i * n + j] - m)
-            s += a[i * n + j]
-        for j in range(n):
-            a[i * n + j] = a[i * n + j] / s
+        softmax_row(&z[i * n], &a[i * n], n)
 
 
 cdef inline void activate(int act, const real *z, const real *alpha, real *a, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
@@ -408,10 +422,7 @@ cdef inline acc add_loss(int loss, const real *z, const real *a, const real *y, 
                 d = <acc>a[i * n + j] - <acc>y[i * n + j]
                 total += 0.5 * d * d
         elif loss == CROSS_ENTROPY:  # ln softmax(z)_j = z_j - max z - ln sum_k e^(z_k - max z)
-            m = z[i * n]
-            for j in range(1, n):
-                if z[i * n + j] > m:
-                    m = z[i * n + j]
+            m = row_max(&z[i * n], n)
             s = 0
             for j in range(n):
                 s += _exp_acc(<acc>z[i * n + j] - m)
@@ -436,7 +447,7 @@ cdef inline void output_delta(int loss, int act, const real *a, const real *y, r
         return
     if act == SIGMOID:
         for i in range(B * n):
-            delta[i] = delta[i] * (a[i] * (1 - a[i]))
+            delta[i] = delta[i] * sigmoid_slope(a[i])
     elif act == SOFTMAX:  # dJ/dz_k = a_k (g_k - sum_j g_j a_j), g = dJ/da
         for i in range(B):
             s = 0
@@ -444,6 +455,17 @@ cdef inline void output_delta(int loss, int act, const real *a, const real *y, r
                 s += delta[i * n + j] * a[i * n + j]
             for j in range(n):
                 delta[i * n + j] = (delta[i * n + j] - s) * a[i * n + j]
+
+
+cdef inline Py_ssize_t predicted_label(const real *a, Py_ssize_t n, bint single_sigmoid) noexcept nogil:
+    """The class one row of outputs predicts: a > 1/2 for a single sigmoid unit, else argmax_j a_j (first of ties)."""
+    cdef Py_ssize_t j, best = 0
+    if single_sigmoid:
+        return 1 if a[0] > 0.5 else 0
+    for j in range(1, n):
+        if a[j] > a[best]:
+            best = j
+    return best
 
 
 # --------------------------------------------------------------------------- gradients and updates
@@ -471,6 +493,11 @@ cdef inline real sign(real w) noexcept nogil:
     return 1 if w > 0 else (-1 if w < 0 else 0)
 
 
+cdef inline double penalty_of_sums(double sq, double ab, double l1, double l2) noexcept nogil:
+    """R = l2/2 ||W||^2 + l1 ||W||_1, from sq = ||W||^2 and ab = ||W||_1."""
+    return 0.5 * l2 * sq + l1 * ab
+
+
 cdef inline double penalty(const real *W, Py_ssize_t size, double l1, double l2) noexcept nogil:
     """R = l2/2 ||W||^2 + l1 ||W||_1   (accumulated in float64)."""
     cdef Py_ssize_t i
@@ -479,35 +506,60 @@ cdef inline double penalty(const real *W, Py_ssize_t size, double l1, double l2)
         w = W[i]
         sq += w * w
         ab += fabs(w)
-    return 0.5 * l2 * sq + l1 * ab
+    return penalty_of_sums(sq, ab, l1, l2)
+
+
+cdef inline real with_penalty_grad(real g, real w, real l1, real l2) noexcept nogil:
+    """g + dR/dw = g + l2 w + l1 sign(w): a weight's gradient with the penalty's added."""
+    return g + l2 * w + l1 * sign(w)
 
 
 cdef inline void regularise(real *dW, const real *W, Py_ssize_t size, real l1, real l2) noexcept nogil:
     """dW += l2 W + l1 sign(W)."""
     cdef Py_ssize_t i
-    if l2 != 0:
+    if l1 != 0 or l2 != 0:
         for i in range(size):
-            dW[i] += l2 * W[i]
-    if l1 != 0:
-        for i in range(size):
-            dW[i] += l1 * sign(W[i])
+            dW[i] = with_penalty_grad(dW[i], W[i], l1, l2)
+
+
+cdef enum:  # how a parameter steps (update_mode)
+    PLAIN_SGD = 0
+    MOMENTUM = 1
+    NESTEROV = 2
+
+
+cdef inline int update_mode(real mu, bint nesterov) noexcept nogil:
+    """PLAIN_SGD when mu = 0 (the velocity is neither read nor written), else MOMENTUM or NESTEROV."""
+    return PLAIN_SGD if mu == 0 else (NESTEROV if nesterov else MOMENTUM)
+
+
+cdef inline void sgd_step(int mode, real *W, real *v, Py_ssize_t i, real g, real lr, real mu) noexcept nogil:
+    """Parameter i with gradient g: v <- mu v - lr g;  W <- W + v   (NESTEROV: W <- W + mu v - lr g;
+    PLAIN_SGD: W <- W - lr g, v untouched)."""
+    if mode == PLAIN_SGD:
+        W[i] -= lr * g
+    else:
+        v[i] = mu * v[i] - lr * g
+        if mode == MOMENTUM:
+            W[i] += v[i]
+        else:
+            W[i] += mu * v[i] - lr * g
 
 
 cdef inline void sgd_update(real *W, const real *dW, real *v, Py_ssize_t size, real lr, real mu,
                             bint nesterov) noexcept nogil:
-    """v <- mu v - lr dW;  W <- W + v   (Nesterov: W <- W + mu v - lr dW; mu = 0: W <- W - lr dW)."""
+    """sgd_step on every element; each mode is its own loop, so that the compiler vectorises it."""
     cdef Py_ssize_t i
-    if mu == 0:
+    cdef int mode = update_mode(mu, nesterov)
+    if mode == PLAIN_SGD:
         for i in range(size):
-            W[i] -= lr * dW[i]
-    elif nesterov:
+            sgd_step(PLAIN_SGD, W, v, i, dW[i], lr, mu)
+    elif mode == MOMENTUM:
         for i in range(size):
-            v[i] = mu * v[i] - lr * dW[i]
-            W[i] += mu * v[i] - lr * dW[i]
+            sgd_step(MOMENTUM, W, v, i, dW[i], lr, mu)
     else:
         for i in range(size):
-            v[i] = mu * v[i] - lr * dW[i]
-            W[i] += v[i]
+            sgd_step(NESTEROV, W, v, i, dW[i], lr, mu)
 
 
 # --------------------------------------------------------------------------- dropout
@@ -519,11 +571,14 @@ cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
     return x ^ (x >> 31)
 
 
+cdef inline uint64_t hash_step(uint64_t k, int64_t n) noexcept nogil:
+    """mix(k + (n + 1) G): one round of the dropout hash, folding the counter n into k."""
+    return mix64(k + <uint64_t>(n + 1) * GOLDEN)
+
+
 cdef inline uint64_t dropout_key(uint64_t seed, int64_t step, int64_t layer) noexcept nogil:
-    """k = mix(mix(mix(seed + G) + (step+1) G) + (layer+1) G)."""
-    cdef uint64_t k = mix64(seed + GOLDEN)
-    k = mix64(k + <uint64_t>(step + 1) * GOLDEN)
-    return mix64(k + <uint64_t>(layer + 1) * GOLDEN)
+    """k = mix(mix(mix(seed + G) + (step+1) G) + (layer+1) G)   (the innermost round is hash_step(seed, 0))."""
+    return hash_step(hash_step(hash_step(seed, 0), step), layer)
 
 
 cdef inline void dropout(real *x, Py_ssize_t size, double keep, uint64_t seed, int64_t step,
@@ -540,7 +595,7 @@ cdef inline void dropout_range(real *x, Py_ssize_t first, Py_ssize_t stop, doubl
     cdef Py_ssize_t i
     cdef double u
     for i in range(first, stop):
-        u = <double>(mix64(key + <uint64_t>(i + 1) * GOLDEN) >> 11) * TWO_M53
+        u = <double>(hash_step(key, i) >> 11) * TWO_M53
         x[i] = x[i] * (scale if u < keep else <real>0)
 
 
@@ -553,20 +608,12 @@ cdef enum:
 cdef inline void _descend_one(int mode, bint regularised, real *W, const real *dW, real *v, Py_ssize_t i,
                               real l1, real l2, real lr, real mu, double *sq, double *w_sq,
                               double *w_abs) noexcept nogil:
-    """One element of descend; mode 0: SGD, 1: momentum, 2: Nesterov (constants after inlining)."""
-    cdef real g = dW[i], w
+    """One element of descend, for a constant update mode and regularised flag (folded after inlining)."""
+    cdef real g = dW[i]
     if regularised:
-        w = W[i]
-        g = g + l2 * w + l1 * sign(w)
+        g = with_penalty_grad(g, W[i], l1, l2)
     sq[0] += <double>g * g
-    if mode == 0:
-        W[i] -= lr * g
-    elif mode == 1:
-        v[i] = mu * v[i] - lr * g
-        W[i] += v[i]
-    else:
-        v[i] = mu * v[i] - lr * g
-        W[i] += mu * v[i] - lr * g
+    sgd_step(mode, W, v, i, g, lr, mu)
     if regularised:
         w_sq[0] += <double>W[i] * W[i]
         w_abs[0] += fabs(W[i])
@@ -594,7 +641,7 @@ cdef inline double _descend_loop(int mode, bint regularised, real *W, const real
         total_sq += sq[u]
         total_w_sq += w_sq[u]
         total_w_abs += w_abs[u]
-    penalty_after[0] = 0.5 * l2 * total_w_sq + l1 * total_w_abs
+    penalty_after[0] = penalty_of_sums(total_w_sq, total_w_abs, l1, l2)
     return total_sq
 
 
@@ -607,15 +654,15 @@ cdef inline double descend(real *W, const real *dW, real *v, Py_ssize_t size, re
     small batches these elementwise passes cost as much as the matrix products.  Each case is its
     own straight-line loop, so the compiler vectorises it.
     """
-    cdef int mode = 0 if mu == 0 else (2 if nesterov else 1)
+    cdef int mode = update_mode(mu, nesterov)
     if l1 != 0 or l2 != 0:
-        if mode == 0:
-            return _descend_loop(0, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
-        if mode == 1:
-            return _descend_loop(1, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
-        return _descend_loop(2, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
-    if mode == 0:
-        return _descend_loop(0, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
-    if mode == 1:
-        return _descend_loop(1, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
-    return _descend_loop(2, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+        if mode == PLAIN_SGD:
+            return _descend_loop(PLAIN_SGD, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+        if mode == MOMENTUM:
+            return _descend_loop(MOMENTUM, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+        return _descend_loop(NESTEROV, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+    if mode == PLAIN_SGD:
+        return _descend_loop(PLAIN_SGD, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+    if mode == MOMENTUM:
+        return _descend_loop(MOMENTUM, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+    return _descend_loop(NESTEROV, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
