@@ -99,7 +99,7 @@ def _add_train_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001
             "Train a fully connected network (input - hidden layers - 10 softmax outputs) by mini-batch "
             "SGD and report its test loss and accuracy. Every option is checked before any data is read "
             "or any training starts.", 80))
-    from fastnn import backends, codes
+    from fastnn import backends, codes, schedules
     from fastnn.model import INITS
 
     data = t.add_argument_group("data")
@@ -135,6 +135,10 @@ def _add_train_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001
     sgd.add_argument("--epochs", type=int, default=10, help="passes over the training images")
     sgd.add_argument("--batch-size", type=int, default=64, help="images per SGD step")
     sgd.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    sgd.add_argument("--lr-schedule", choices=schedules.names(), default=None,
+                     help="learning rate per epoch, starting from --lr: step (halved every 10 epochs), "
+                          "exponential (x 0.95 per epoch), cosine (down to 0 at the last epoch); "
+                          "default: --lr for every epoch")
     sgd.add_argument("--momentum", type=float, default=0.9, help="momentum, in [0, 1); 0 = plain SGD")
     sgd.add_argument("--nesterov", action="store_true", help="Nesterov momentum (needs --momentum > 0)")
     sgd.add_argument("--l1", type=float, default=0.0, help="L1 penalty: adds l1 * sum |W| over the weights (not biases) to the loss")
@@ -339,7 +343,7 @@ def _train(args: argparse.Namespace) -> int:
               f"if it was meant as the output layer, write --hidden {_sizes_text(args.hidden[:-1])}",
               file=sys.stderr)
     history = model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        momentum=args.momentum, nesterov=args.nesterov,
+                        lr_schedule=args.lr_schedule, momentum=args.momentum, nesterov=args.nesterov,
                         validation_split=args.validation_split, validation_data=validation_data,
                         early_stopping=args.early_stopping, verbose=0 if args.quiet else 1)
     if plan["save"]:

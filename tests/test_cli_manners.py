@@ -114,6 +114,12 @@ def test_everything_the_help_names_exists():
         assert init in text
         fastnn.MLP([3, 4, 2], init=init, backend="numpy")
     assert "numpy, numba, cython, cuda" in text and fastnn.backends.known() == ["numpy", "numba", "cython", "cuda"]
+    # The schedules' settings it quotes are the library's.
+    from fastnn import schedules
+
+    assert "step (halved every 10 epochs), exponential (x 0.95 per epoch), cosine (down to 0" in " ".join(text.split())
+    assert (schedules.get("step").drop, schedules.get("step").every) == (0.5, 10)
+    assert schedules.get("exponential").gamma == 0.95 and schedules.get("cosine").lr_min == 0.0
     # The pip extra, the functions and the commands it names.
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
@@ -259,6 +265,23 @@ def test_threads_option_sets_fastnn_threads(capsys, restore_threads):
     assert main(["train", "--threads", "1", "--hidden", "8", "--epochs", "1", "--backend", "numpy", "--quiet"]) == 0
     assert "1 thread(s)" in capsys.readouterr().out
     assert fastnn.get_num_threads() == 1
+
+
+def test_lr_schedule_reaches_fit(monkeypatch, capsys):
+    seen = {}
+    fit = fastnn.MLP.fit
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastnn.MLP, "fit", spy)
+    assert main(["train", "--lr-schedule", "cosine", "--lr", "0.1", "--hidden", "8", "--epochs", "2",
+                 "--backend", "numpy", "--quiet"]) == 0
+    assert seen["lr_schedule"] == "cosine" and seen["lr"] == 0.1 and seen["epochs"] == 2
+    with pytest.raises(SystemExit):
+        main(["train", "--lr-schedule", "linear"])
+    assert "invalid choice: 'linear'" in capsys.readouterr().err
 
 
 def test_validation_size_holds_out_that_many_images(capsys):
