@@ -51,7 +51,7 @@ def _load(name: str) -> ModuleType | None:
         else:
             _errors[name] = f"{type(exc).__name__}: {exc}"
         return None
-    except Exception as exc:  # noqa: BLE001 - any import failure makes the backend unavailable
+    except Exception as exc:  # any import failure makes the backend unavailable
         _errors[name] = f"{type(exc).__name__}: {exc}"
         if getattr(exc, "names_its_fix", False):  # e.g. a bad FASTNN_BLAS: the install hint would mislead
             _explained.add(name)

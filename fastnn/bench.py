@@ -77,7 +77,8 @@ def _kernel_cases(be_name: str, dtype: np.dtype, B: int, n_in: int, n_out: int) 
     for method in ("blas", "blocked"):
         yield Case(f"matmul {method} {size}", be_name, lambda m=method: be.matmul(a_prev, W, out, method=m),
                    lambda: host(out).copy())
-    yield Case(f"linear_forward {size}", be_name, lambda: be.linear_forward(a_prev, W, b, out), lambda: host(out).copy())
+    yield Case(f"linear_forward {size}", be_name, lambda: be.linear_forward(a_prev, W, b, out),
+               lambda: host(out).copy())
     for name, code in [*codes.ACTIVATIONS.items(), ("softmax", codes.SOFTMAX)]:
         if name in ("identity", "prelu"):
             continue
@@ -134,7 +135,8 @@ def _torch_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:
 
     torch.manual_seed(0)
     torch.set_num_threads(get_num_threads())
-    Xt, yt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), torch.from_numpy(np.asarray(y, dtype=np.int64))
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
                               torch.nn.ReLU(), torch.nn.Linear(128, 10))
     opt = torch.optim.SGD(net.parameters(), lr=EPOCH_LR)
@@ -248,7 +250,7 @@ def _real_gpu() -> bool:
         from numba import cuda
 
         return cuda.is_available()
-    except Exception:  # noqa: BLE001
+    except Exception:  # a broken CUDA install is no GPU to time: the suite runs without the cuda rows
         return False
 
 
@@ -332,7 +334,8 @@ def _rel_err(got, ref) -> float:
     return float(np.max(np.abs(got - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
 
 
-def run_suite(case_list: list[Case], min_time: float = 0.2, progress: Callable[[str], None] | None = None) -> list[Record]:
+def run_suite(case_list: list[Case], min_time: float = 0.2,
+              progress: Callable[[str], None] | None = None) -> list[Record]:
     """Time every case (each group's backends round-robin); fill speed-up and error against numpy's."""
     records, results = [], {}
     groups: dict[str, list[Case]] = {}
@@ -384,9 +387,8 @@ def cpu_model() -> str:
 def machine_info() -> dict:
     from threadpoolctl import threadpool_info
 
-    from fastnn.kernels import blas
-
     import fastnn
+    from fastnn.kernels import blas
 
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -412,7 +414,8 @@ def markdown(records: list[Record], info: dict | None = None) -> str:
     """The report as a Markdown table: one row per case, grouped by kernel and size."""
     lines = []
     if info:
-        lines.append(f"Measured {info['date']} on {info.get('cpu', '?')}, {info['cpu_count']} cores, {info['threads']} threads, "
+        lines.append(f"Measured {info['date']} on {info.get('cpu', '?')}, {info['cpu_count']} cores, "
+                     f"{info['threads']} threads, "
                      f"{', '.join(info['pools'])}; numba/cython call {info.get('compiled_blas', '?')}'s BLAS"
                      f"{'; cython build ' + info['cython_isa'] if info.get('cython_isa') else ''}; "
                      f"BLAS env {info['blas_env'] or 'default'}.")
@@ -430,7 +433,8 @@ def markdown(records: list[Record], info: dict | None = None) -> str:
         if "train_accuracy" in r.extra:
             err = f"(train acc {r.extra['train_accuracy']:.3f})"
             if info and info.get("gemm_gflops") and "gflop_per_s" in r.extra:
-                err = f"(train acc {r.extra['train_accuracy']:.3f}; floor {r.extra['gflop_per_s'] / info['gemm_gflops']:.0%})"
+                floor = r.extra["gflop_per_s"] / info["gemm_gflops"]
+                err = f"(train acc {r.extra['train_accuracy']:.3f}; floor {floor:.0%})"
         sp = "" if r.speedup is None else f"{r.speedup:.2f}x"
         lines.append(f"| {r.group} | {r.backend} | {_fmt_time(r.median_s)} | {_fmt_time(r.iqr_s)} | {sp} | {err} |")
     return "\n".join(lines) + "\n"
@@ -463,7 +467,8 @@ def plot_speedups(records: list[Record], path: str | os.PathLike) -> str:
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(groups) * max(len(names), 1) + 1.5))
     height = 0.8 / max(len(names), 1)
     for k, name in enumerate(names):
-        vals = [next((r.speedup for r in records if r.group == g and r.backend == name and r.speedup), np.nan) for g in groups]
+        vals = [next((r.speedup for r in records if r.group == g and r.backend == name and r.speedup), np.nan)
+                for g in groups]
         ax.barh(np.arange(len(groups)) + k * height, vals, height=height, label=name)
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_xscale("log")
@@ -483,7 +488,8 @@ def compare(records: list[Record], baseline: str | os.PathLike, threshold: float
     try:
         old = json.loads(Path(baseline).read_text())["records"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"cannot read the baseline {os.fspath(baseline)!r}: {exc}; pass a bench.json saved by fastnn bench") from None
+        raise ValueError(f"cannot read the baseline {os.fspath(baseline)!r}: {exc}; "
+                         f"pass a bench.json saved by fastnn bench") from None
     before = {(r["group"], r["backend"]): r["median_s"] for r in old}
     flagged = []
     for r in records:
@@ -500,11 +506,14 @@ def compare(records: list[Record], baseline: str | os.PathLike, threshold: float
 def configure_parser(p) -> None:
     p.add_argument("--quick", action="store_true", help="float32 kernels and the batch-128 epoch only")
     p.add_argument("--large", action="store_true", help="also kernels at batch 1024")
-    p.add_argument("--backends", default=None, help="comma-separated backends (default: all available CPU ones, and cuda on a real GPU)")
+    p.add_argument("--backends", default=None,
+                   help="comma-separated backends (default: all available CPU ones, and cuda on a real GPU)")
     p.add_argument("--no-epochs", action="store_true", help="kernels only")
     p.add_argument("--no-kernels", action="store_true", help="epochs only")
     p.add_argument("--no-peers", action="store_true", help="skip PyTorch and scikit-learn")
-    p.add_argument("--data", default=None, metavar="DIR", help="MNIST directory for the epoch cases (default: $FASTNN_MNIST, else the bundled subset tiled to 60,000 rows)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="MNIST directory for the epoch cases (default: $FASTNN_MNIST, else the bundled subset "
+                        "tiled to 60,000 rows)")
     p.add_argument("--min-time", type=float, default=0.2, help="seconds of repeated runs per case (at least 3 runs)")
     p.add_argument("--out", default="bench-results", help="directory for bench.json, bench.md, bench.png")
     p.add_argument("--compare", default=None, metavar="JSON", help="flag cases slower than in this saved bench.json")

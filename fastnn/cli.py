@@ -72,7 +72,7 @@ def _sizes_text(sizes: Sequence[int]) -> str:
 class _ReplacedByHidden(argparse.Action):
     """``--layers`` (it took hidden sizes, or the full list) is refused, naming the --hidden to write."""
 
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+    def __call__(self, parser, namespace, values, option_string=None):
         try:
             sizes = [int(s) for s in str(values).replace(" ", "").split(",") if s]
         except ValueError:
@@ -91,7 +91,7 @@ class _ReplacedByHidden(argparse.Action):
                      f"(the input and output layers come from the data): {how}")
 
 
-def _add_train_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001
+def _add_train_parser(sub) -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train", help="train an MLP on MNIST or CIFAR-10 and report test accuracy",
         formatter_class=_HelpFormatter, epilog=TRAIN_EPILOG,
@@ -141,8 +141,10 @@ def _add_train_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001
                           "default: --lr for every epoch")
     sgd.add_argument("--momentum", type=float, default=0.9, help="momentum, in [0, 1); 0 = plain SGD")
     sgd.add_argument("--nesterov", action="store_true", help="Nesterov momentum (needs --momentum > 0)")
-    sgd.add_argument("--l1", type=float, default=0.0, help="L1 penalty: adds l1 * sum |W| over the weights (not biases) to the loss")
-    sgd.add_argument("--l2", type=float, default=0.0, help="L2 penalty (weight decay): adds l2/2 * sum W^2 over the weights to the loss")
+    sgd.add_argument("--l1", type=float, default=0.0,
+                     help="L1 penalty: adds l1 * sum |W| over the weights (not biases) to the loss")
+    sgd.add_argument("--l2", type=float, default=0.0,
+                     help="L2 penalty (weight decay): adds l2/2 * sum W^2 over the weights to the loss")
     sgd.add_argument("--dropout", type=float, default=0.0, help="probability of dropping a hidden unit")
     sgd.add_argument("--input-dropout", type=float, default=0.0, help="probability of dropping an input pixel")
     sgd.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
@@ -299,7 +301,7 @@ def _check_train_args(args: argparse.Namespace) -> dict[str, object]:
 # --------------------------------------------------------------------------- fastnn train
 
 
-def _load_data(args: argparse.Namespace, name: str):  # noqa: ANN202
+def _load_data(args: argparse.Namespace, name: str):
     from fastnn import datasets
 
     if args.dataset == "cifar10":

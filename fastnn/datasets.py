@@ -559,7 +559,7 @@ class Standardizer:
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 
-    def fit(self, X: np.ndarray) -> "Standardizer":
+    def fit(self, X: np.ndarray) -> Standardizer:
         """Compute per-feature mean and std of ``X`` (n_samples, n_features); returns self."""
         X = _as_2d_float("X", X)
         if X.shape[0] == 0:

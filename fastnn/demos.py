@@ -61,7 +61,9 @@ class VanishingResult:
             acc = self.histories[name].accuracy[-1]
             rows.append([name, *[f"{v:.1e}" for v in n], f"{self.ratio(name):.1e}", f"{acc:.3f}"])
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        def fmt(r: list[str]) -> str:
+            return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
         epochs = self.histories[next(iter(self.histories))].epochs
         return "\n".join([
             f"Vanishing gradients: mean ||dJ/dW_l|| over the first epoch, {L}-layer networks {arch}, "

@@ -201,7 +201,8 @@ class MLP:
 
     @weights.setter
     def weights(self, values: Sequence[np.ndarray]) -> None:
-        self._params.W = self._checked_params("weights", values, [(m, n) for m, n in zip(self.layers[:-1], self.layers[1:])])
+        shapes = [(m, n) for m, n in zip(self.layers[:-1], self.layers[1:])]
+        self._params.W = self._checked_params("weights", values, shapes)
 
     @property
     def biases(self) -> list[np.ndarray]:
@@ -251,7 +252,9 @@ class MLP:
             rows.append((f"dense {l + 1}", f"{m} -> {n}", act, f"{m * n:,}", f"{n:,}", f"{m * n + n + extra:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         line = "-" * (sum(widths) + 2 * (len(widths) - 1))
-        fmt = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        def fmt(r: list[str]) -> str:
+            return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
         n_w = sum(W.size for W in self._params.W)
         n_b = sum(b.size for b in self._params.b)
         text = "\n".join([fmt(rows[0]), line, *map(fmt, rows[1:]), line,
@@ -326,7 +329,8 @@ class MLP:
         hyper = engine.Hyper(l1=self.l1, l2=self.l2)
         dalpha = engine.make_grad_buffers(be, spec, self._params)
         xb, yb = be.to_device(X), be.to_device(Y)
-        p = Params(*[[be.to_device(a) for a in group] for group in (self._params.W, self._params.b, self._params.alpha)])
+        host = self._params
+        p = Params(*[[be.to_device(a) for a in group] for group in (host.W, host.b, host.alpha)])
         engine.forward(be, spec, p, ws, xb)
         engine.backward(be, spec, p, ws, xb, yb, hyper, 0, dalpha)
         dW = [be.to_host(g).copy() for g in ws.dW]

@@ -110,7 +110,8 @@ def _fit_kwargs(fit_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def train_test_split(X: object, y: object, test_size: float | int = 0.25, *, shuffle: bool = True,
-                     stratify: object = None, seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     stratify: object = None,
+                     seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, X_test, y_train, y_test): a held-out test set.
 
     ``test_size``: a fraction in (0, 1) or a number of samples.  ``stratify``: class labels

@@ -214,7 +214,7 @@ class MLPRegressor(RegressorMixin, _FastnnEstimator):
         out = self._output_of(X)
         return out[:, 0] if self._y_1d else out
 
-    def __sklearn_tags__(self):  # noqa: D105 - scikit-learn's estimator tags
+    def __sklearn_tags__(self):  # scikit-learn's estimator tags
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True

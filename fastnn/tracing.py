@@ -163,7 +163,8 @@ def trace(model: MLP | None = None, x: object = None, y: object = None, lr: floa
     B = X.shape[0]
     arch = "-".join(map(str, model.layers))
     acts = ", ".join(dict.fromkeys(model.activation)) or "no hidden layer"
-    desc = (f"Backprop trace: {arch} network ({acts}; {model.output} output{', residual' if run.spec.residual else ''}), "
+    residual = ", residual" if run.spec.residual else ""
+    desc = (f"Backprop trace: {arch} network ({acts}; {model.output} output{residual}), "
             f"loss {model.loss_name}, {B} sample{'s' if B > 1 else ''}, lr = {lr:g}, backend {model.backend}, "
             f"{model.dtype.name}")
     return Trace(steps, lr, run.data_loss + run.reg, desc, precision)
@@ -267,7 +268,9 @@ def _backward_steps(model: MLP, run: _Step) -> list[TraceStep]:
     """delta_L, then for each layer below: g (around skips), f'(z), delta, and every layer's dW, db, dalpha."""
     spec, names, L = run.spec, model.activation + [model.output], run.spec.n_layers
     steps = []
-    add = lambda *a: steps.append(TraceStep("backward", *a))  # noqa: E731
+    def add(*a) -> None:
+        steps.append(TraceStep("backward", *a))
+
     for l in range(L, 0, -1):
         f = names[l - 1]
         if l == L:
@@ -332,7 +335,8 @@ def _floats(text: str) -> list[float]:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """``fastnn trace``: print the trace of one step (the worked example, or a saved model)."""
     parser.description = ("Print every number of one backprop + SGD step, layer by layer, with its "
-                          "equation. Without --model: the worked example of the course's backpropagation lecture (3-3-2 sigmoid "
+                          "equation. Without --model: the worked example of the course's backpropagation "
+                          "lecture (3-3-2 sigmoid "
                           "network, MSE, one sample).")
     parser.add_argument("--model", metavar="PATH", default=None, help="a model saved with model.save (.npz)")
     parser.add_argument("--x", type=_floats, default=None, metavar="V1,V2,...", help="one input sample")

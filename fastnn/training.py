@@ -96,7 +96,8 @@ class History:
 
     def __repr__(self) -> str:
         last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
-        return f"History(epochs={self.epochs}, last={last}, stopped_early={self.stopped_early}, diverged={self.diverged})"
+        return (f"History(epochs={self.epochs}, last={last}, stopped_early={self.stopped_early}, "
+                f"diverged={self.diverged})")
 
 
 class Callback:
