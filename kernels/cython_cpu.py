@@ -236,25 +236,22 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
         raise ValueError("the fused train_epoch knows no skip connections; "
                          "train residual networks with fastnn.engine.run_epoch")
     dt = np.dtype(spec.dtype)
-    X = np.ascontiguousarray(X, dtype=dt)
-    Y = np.ascontiguousarray(Y, dtype=dt)
-    labels = None if labels is None else np.ascontiguousarray(labels, dtype=np.int64)
-    order = np.ascontiguousarray(order, dtype=np.int64)
-    dalpha = [np.empty(a.shape, dtype=dt) for a in p.alpha]
+    data = _epoch.EpochData(
+        X=np.ascontiguousarray(X, dtype=dt), Y=np.ascontiguousarray(Y, dtype=dt),
+        labels=None if labels is None else np.ascontiguousarray(labels, dtype=np.int64),
+        order=np.ascontiguousarray(order, dtype=np.int64), xbuf=ws.x, ybuf=ws.y)
     layers = [
-        (act, *params, *vel, *bufs)
-        for act, params, vel, bufs in zip(
-            spec.acts,
-            zip(p.W, p.b, p.alpha),
-            zip(velocity.W, velocity.b, velocity.alpha),
-            zip(ws.z, ws.a, ws.delta, ws.g, ws.dW, ws.db, dalpha),
-        )
+        _epoch.LayerArrays(act=act, W=p.W[l], b=p.b[l], alpha=p.alpha[l],
+                           vW=velocity.W[l], vb=velocity.b[l], valpha=velocity.alpha[l],
+                           z=ws.z[l], a=ws.a[l], delta=ws.delta[l], g=ws.g[l],
+                           dW=ws.dW[l], db=ws.db[l], dalpha=np.empty(p.alpha[l].shape, dtype=dt))
+        for l, act in enumerate(spec.acts)
     ]
+    sparse = _epoch.SparseArrays._make(sparse_input.buffers(data.X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
     grad_norm_sum = np.zeros(spec.n_layers)
     threads = team_size(spec, batch_size)
-    args = ((X, Y, labels, order, ws.x, ws.y), layers, hyper, spec.loss, int(batch_size), int(step0),
-            grad_norm_sum, sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
     with team.blas_held(threads):
-        loss_sum, correct, n_seen, n_batches, diverged = _epoch.train_epoch(*args, threads=threads)
-    return EpochStats(loss_sum=float(loss_sum), correct=int(correct), n_seen=int(n_seen),
-                      grad_norm_sum=grad_norm_sum, n_batches=int(n_batches), diverged=bool(diverged))
+        totals = _epoch.train_epoch(data, layers, hyper, spec.loss, int(batch_size), int(step0), grad_norm_sum,
+                                    sparse, threads=threads)
+    return EpochStats(loss_sum=float(totals.loss_sum), correct=int(totals.correct), n_seen=int(totals.n_seen),
+                      grad_norm_sum=grad_norm_sum, n_batches=int(totals.n_batches), diverged=bool(totals.diverged))

@@ -605,11 +605,11 @@ cdef enum:
     LANES = 8  # independent partial sums: a single running sum is a chain of dependent adds
 
 
-cdef inline void _descend_one(int mode, bint regularised, real *W, const real *dW, real *v, Py_ssize_t i,
-                              real l1, real l2, real lr, real mu, double *sq, double *w_sq,
+cdef inline void _descend_one(int mode, bint regularised, bint has_grad, real *W, const real *dW, real *v,
+                              Py_ssize_t i, real l1, real l2, real lr, real mu, double *sq, double *w_sq,
                               double *w_abs) noexcept nogil:
-    """One element of descend, for a constant update mode and regularised flag (folded after inlining)."""
-    cdef real g = dW[i]
+    """One element of descend, for a constant update mode and flags (folded after inlining)."""
+    cdef real g = dW[i] if has_grad else 0
     if regularised:
         g = with_penalty_grad(g, W[i], l1, l2)
     sq[0] += <double>g * g
@@ -619,9 +619,10 @@ cdef inline void _descend_one(int mode, bint regularised, real *W, const real *d
         w_abs[0] += fabs(W[i])
 
 
-cdef inline double _descend_loop(int mode, bint regularised, real *W, const real *dW, real *v, Py_ssize_t size,
-                                 real l1, real l2, real lr, real mu, double *penalty_after) noexcept nogil:
-    """descend for one constant (mode, regularised): LANES elements per step into LANES partial sums."""
+cdef inline double _descend_lanes(int mode, bint regularised, bint has_grad, real *W, const real *dW, real *v,
+                                  Py_ssize_t size, real l1, real l2, real lr, real mu,
+                                  double *penalty_after) noexcept nogil:
+    """descend's loop for constant (mode, regularised, has_grad): LANES elements per step into LANES partial sums."""
     cdef double sq[LANES]
     cdef double w_sq[LANES]
     cdef double w_abs[LANES]
@@ -633,10 +634,10 @@ cdef inline double _descend_loop(int mode, bint regularised, real *W, const real
         w_abs[u] = 0
     for blk in range(size // LANES):
         for u in range(LANES):
-            _descend_one(mode, regularised, W, dW, v, blk * LANES + u, l1, l2, lr, mu,
+            _descend_one(mode, regularised, has_grad, W, dW, v, blk * LANES + u, l1, l2, lr, mu,
                          &sq[u], &w_sq[u], &w_abs[u])
     for i in range(size - size % LANES, size):
-        _descend_one(mode, regularised, W, dW, v, i, l1, l2, lr, mu, &sq[0], &w_sq[0], &w_abs[0])
+        _descend_one(mode, regularised, has_grad, W, dW, v, i, l1, l2, lr, mu, &sq[0], &w_sq[0], &w_abs[0])
     for u in range(LANES):
         total_sq += sq[u]
         total_w_sq += w_sq[u]
@@ -645,9 +646,21 @@ cdef inline double _descend_loop(int mode, bint regularised, real *W, const real
     return total_sq
 
 
+cdef inline double descend_as(int mode, bint regularised, real *W, const real *dW, real *v, Py_ssize_t size,
+                              real l1, real l2, real lr, real mu, double *penalty_after) noexcept nogil:
+    """descend for an update mode and regularised flag that the caller knows (constants, folded once inlined).
+
+    A caller that knows the case (the sparse first layer's plain SGD) calls this directly instead of
+    descend, which tests it.
+    """
+    if dW == NULL:
+        return _descend_lanes(mode, regularised, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+    return _descend_lanes(mode, regularised, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+
+
 cdef inline double descend(real *W, const real *dW, real *v, Py_ssize_t size, real l1, real l2, real lr,
                            real mu, bint nesterov, double *penalty_after) noexcept nogil:
-    """g = dW + l2 W + l1 sign(W);  the sgd_update step with g;  returns ||g||^2.
+    """g = dW + l2 W + l1 sign(W);  the sgd_update step with g;  returns ||g||^2   (dW NULL: gradient 0).
 
     param_grads' regularisation, the gradient norm, sgd_update and the next batch's penalty
     (l2/2 ||W||^2 + l1 ||W||_1 of the updated W, into penalty_after) in one pass over memory: at
@@ -657,12 +670,12 @@ cdef inline double descend(real *W, const real *dW, real *v, Py_ssize_t size, re
     cdef int mode = update_mode(mu, nesterov)
     if l1 != 0 or l2 != 0:
         if mode == PLAIN_SGD:
-            return _descend_loop(PLAIN_SGD, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+            return descend_as(PLAIN_SGD, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
         if mode == MOMENTUM:
-            return _descend_loop(MOMENTUM, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
-        return _descend_loop(NESTEROV, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+            return descend_as(MOMENTUM, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+        return descend_as(NESTEROV, True, W, dW, v, size, l1, l2, lr, mu, penalty_after)
     if mode == PLAIN_SGD:
-        return _descend_loop(PLAIN_SGD, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+        return descend_as(PLAIN_SGD, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
     if mode == MOMENTUM:
-        return _descend_loop(MOMENTUM, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
-    return _descend_loop(NESTEROV, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+        return descend_as(MOMENTUM, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
+    return descend_as(NESTEROV, False, W, dW, v, size, l1, l2, lr, mu, penalty_after)
