@@ -18,13 +18,14 @@ Compiler flags live here and only here: -O3 and -fno-trapping-math, and nothing 
 _core.pxd relies on exact IEEE rounding).  -fno-trapping-math only drops the assumption that a
 float operation may trap (fastnn never enables FP traps or reads the exception flags); without it
 GCC will not turn the selects of e^x and tanh into vector blends, and those loops stay scalar.
-GCC also gets a larger inlining budget (INLINE_FLAGS): the fused epoch's update loops are only fast
-once inlined with their constants, and the vectorised activations had used up the default budget
-(cython alone, momentum, batch 32, four epochs in a throwaway script: 0.76 s -> 0.86 s per epoch;
-0.73 s with the budget).  On x86-64 every module is built twice, for the compiler's portable default
-CPU and with AVX2 + FMA (AVX2_FLAGS); kernels/cython_cpu.py picks at run time, so the install still
-runs on any x86-64 CPU.  FASTNN_MARCH_NATIVE=1 adds -march=native to both, for a build that only this
-machine will run.
+GCC also gets a larger inlining budget (INLINE_FLAGS): _core.pxd writes each formula once as a small
+inline function, and the fused epoch's loops (its update above all) are only fast once those are
+inlined with their constant arguments folded in, while the vectorised activations alone use up GCC's
+default budget.  To see it, time a build with and without INLINE_FLAGS on an epoch with momentum at
+batch 32: ``python benchmarks/experiments/activations.py --acts relu --batch 32 --momentum 0.9``.
+On x86-64 every module is built twice, for the compiler's portable default CPU and with AVX2 + FMA
+(AVX2_FLAGS); kernels/cython_cpu.py picks at run time, so the install still runs on any x86-64 CPU.
+FASTNN_MARCH_NATIVE=1 adds -march=native to both, for a build that only this machine will run.
 """
 from __future__ import annotations
 
