@@ -129,7 +129,7 @@ def forward(be, spec: NetSpec, p: Params, ws: Workspace, x, hyper: Hyper | None 
     a_prev = x
     if _keep(hyper, 0) < 1.0:
         a_prev = ws.x[:B]
-        a_prev[...] = x
+        a_prev[:] = x
         be.dropout(a_prev, hyper.keep_input, hyper.seed, step, 0)
     last = spec.n_layers - 1
     for l in range(spec.n_layers):

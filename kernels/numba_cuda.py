@@ -59,6 +59,23 @@ from fastnn.kernels.numpy_ref import GOLDEN, dropout_key
 NAME = "cuda"
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 
+
+def _numpy_compat() -> None:
+    """Give NumPy back ``np.row_stack`` where it lacks it, for numba-cuda's sake.
+
+    numba-cuda 0.30.4 registers an overload of ``np.row_stack`` (numba/cuda/np/arrayobj.py) when it
+    loads its typing registries, at the first kernel compile; NumPy 2.5 removed ``np.row_stack``
+    (a deprecated alias of ``np.vstack`` since NumPy 2.0), so with that pair (seen with NumPy 2.5.2)
+    every compile failed with "module 'numpy' has no attribute 'row_stack'".  Restoring the alias is
+    all it needs.  Drop this once numba-cuda no longer refers to ``np.row_stack``.
+    """
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+
+
+_numpy_compat()  # at import: before any kernel below can be compiled
+
+
 # --------------------------------------------------------------------------- launch configuration
 
 

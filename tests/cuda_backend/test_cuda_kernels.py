@@ -33,8 +33,13 @@ def _close(actual, expected, dtype, what=""):
 
 
 def _device(x: np.ndarray, layout: str):
-    """x on the device as a C array, a Fortran array, or a strided view into a wider device array."""
-    if layout == "C":
+    """x on the device as a C array, a Fortran array, or a strided view into a wider device array.
+
+    An empty x (the (0,) alpha of a layer that is not PReLU) comes as a plain device array: a view of
+    nothing tests nothing, and on a GPU slicing an empty device array raises ("non-empty slice into
+    empty slice"), which the simulator does not.
+    """
+    if layout == "C" or x.size == 0:
         return cu.to_device(np.ascontiguousarray(x))
     if layout == "F":
         return cu.to_device(np.asfortranarray(x))
@@ -348,6 +353,17 @@ def test_array_plumbing():
     assert cu.to_host(x) is x
     # MLP.loss adds the penalty of the model's host weights: penalty takes host arrays too
     assert cu.penalty(x, 0.1, 0.2) == pytest.approx(ref.penalty(x, 0.1, 0.2), rel=1e-12)
+
+
+def test_numpy_without_row_stack_gets_it_back(monkeypatch):
+    """numba-cuda 0.30.4 overloads np.row_stack when it first compiles; NumPy 2.5 has none: the shim restores it."""
+    monkeypatch.delattr(np, "row_stack", raising=False)
+    cu._numpy_compat()
+    assert np.row_stack is np.vstack
+    own = object()
+    monkeypatch.setattr(np, "row_stack", own, raising=False)
+    cu._numpy_compat()
+    assert np.row_stack is own  # a NumPy that has it keeps its own
 
 
 def test_errors_say_what_to_do():
