@@ -37,14 +37,13 @@ import numpy as np
 from numba import cuda
 from numba.core import config as _numba_config
 
+from fastnn.kernels import config, formulas
 from fastnn.kernels.codes import (
     BINARY_CROSS_ENTROPY,
     CROSS_ENTROPY,
     ELU,
-    ELU_ALPHA,
     IDENTITY,
     LEAKY_RELU,
-    LEAKY_SLOPE,
     MSE,
     PRELU,
     RELU,
@@ -53,8 +52,7 @@ from fastnn.kernels.codes import (
     TANH,
 )
 from fastnn.kernels.contract import EpochStats
-from fastnn.kernels import config, formulas
-from fastnn.kernels.numpy_ref import GOLDEN, dropout_key
+from fastnn.kernels.numpy_ref import dropout_key
 
 NAME = "cuda"
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
@@ -90,12 +88,6 @@ MAX_BLOCKS = config.get("FASTNN_CUDA_MAX_BLOCKS")
 # Device functions are inlined into the kernels: Numba IR inlining with numba-cuda (and so no
 # separate compilation that would ask for a GPU), forced NVVM inlining with numba's built-in target.
 INLINE = "always"
-
-_G = np.uint64(GOLDEN)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
-_TWO_M53 = 1.0 / 9007199254740992.0  # 2^-53
 
 # Numba's CUDA simulator runs each block's threads as Python threads and, on every device-function
 # call, iterates the function's module globals (this module's).  The first warning raised from this
@@ -171,43 +163,15 @@ def synchronize() -> None:
     cuda.synchronize()
 
 
-# --------------------------------------------------------------------------- scalar formulas
-# One definition of f and f' for every kernel below, exactly as in the Numba CPU backend.
+# --------------------------------------------------------------------------- formulas
+# kernels/formulas.py as device functions: the same source the Numba CPU backend compiles, with the
+# device's own exp and tanh.  (No max/min builtins in the kernels: numba's built-in CUDA target
+# fails to type them on floats.)
 
-
-_sigmoid, _f, _df = formulas.compile_with(cuda.jit(device=True, inline=INLINE))  # kernels/formulas.py
-
-
-# (No max/min builtins in the kernels: numba's built-in CUDA target fails to type them on floats.)
-
-
-@cuda.jit(device=True, inline=INLINE)
-def _row_max(z, i):
-    """max_k z_ik."""
-    m = z[i, 0]
-    for j in range(1, z.shape[1]):
-        if z[i, j] > m:
-            m = z[i, j]
-    return m
-
-
-@cuda.jit(device=True, inline=INLINE)
-def _max_logsumexp(z, i):
-    """(m, ln sum_k e^(z_ik - m)) with m = max_k z_ik, in float64: ln softmax(z_i)_j = z_ij - m - lse."""
-    n = z.shape[1]
-    m = float(_row_max(z, i))
-    s = 0.0
-    for j in range(n):
-        s += math.exp(float(z[i, j]) - m)
-    return m, math.log(s)
-
-
-@cuda.jit(device=True, inline=INLINE)
-def _mix64(x):
-    """SplitMix64 finaliser (uint64 arithmetic wraps mod 2^64)."""
-    x = (x ^ (x >> _S30)) * _M1
-    x = (x ^ (x >> _S27)) * _M2
-    return x ^ (x >> _S31)
+_F = formulas.compile_with(cuda.jit(device=True, inline=INLINE))
+_f_at, _df_at, _penalised, _sgd_step = _F.f_at, _F.df_at, _F.penalised, _F.sgd_step
+_dropout_uniform, _softmax_row, _sample_loss = _F.dropout_uniform, _F.softmax_row, _F.sample_loss
+_output_delta_row, _predicted_label = _F.output_delta_row, _F.predicted_label
 
 
 @cuda.jit(device=True, inline=INLINE)
@@ -342,7 +306,7 @@ def _propagate_delta_kernel(delta_next, W_next, z, act, alpha, delta):
             i = ti * TILE + cuda.threadIdx.y
             j = tj * TILE + cuda.threadIdx.x
             if i < M and j < N:
-                delta[i, j] = _df(act, z[i, j], alpha[j] if act == PRELU else 0.0) * acc
+                delta[i, j] = _df_at(act, z, alpha, i, j) * acc
 
 
 @cuda.jit
@@ -355,9 +319,7 @@ def _weight_grad_kernel(a_prev, delta, W, inv_b, l1, l2, dW):
             i = ti * TILE + cuda.threadIdx.y
             j = tj * TILE + cuda.threadIdx.x
             if i < M and j < N:
-                w = W[i, j]
-                sign = 1.0 if w > 0 else (-1.0 if w < 0 else 0.0)
-                dW[i, j] = acc * inv_b + l2 * w + l1 * sign
+                dW[i, j] = _penalised(acc * inv_b, W[i, j], l1, l2, 1.0, 0.0)
 
 
 def _tiled(kernel, out):
@@ -390,23 +352,14 @@ def _activate_kernel(act, z, alpha, a):
     for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
         i = k // n
         j = k - i * n
-        a[i, j] = _f(act, z[i, j], alpha[j] if act == PRELU else 0.0)
+        a[i, j] = _f_at(act, z, alpha, i, j)
 
 
 @cuda.jit
 def _softmax_kernel(z, a):
     """a_ij = exp(z_ij - max_k z_ik) / sum_k exp(z_ik - max_k z_ik)   (one thread per row)."""
-    B, n = z.shape
-    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
-        m = _row_max(z, i)
-        s = 0.0
-        for j in range(n):
-            e = math.exp(z[i, j] - m)
-            a[i, j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(n):
-            a[i, j] *= inv
+    for i in range(cuda.grid(1), z.shape[0], cuda.gridsize(1)):
+        _softmax_row(z, i, a)
 
 
 @cuda.jit
@@ -416,7 +369,7 @@ def _derivative_kernel(act, z, alpha, d):
     for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
         i = k // n
         j = k - i * n
-        d[i, j] = _df(act, z[i, j], alpha[j] if act == PRELU else 0.0)
+        d[i, j] = _df_at(act, z, alpha, i, j)
 
 
 def _check_act(act: int) -> None:
@@ -452,62 +405,24 @@ def activation_derivative(act: int, z, alpha, d) -> None:
 @cuda.jit
 def _row_loss_kernel(loss, z, a, y, out, offset):
     """out_{offset+i} = J_i   (the sample's loss, in float64; logs from z so they never see log 0)."""
-    B, n = z.shape
-    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
-        total = 0.0
-        if loss == MSE:  # 1/2 sum_j (a_ij - y_ij)^2
-            for j in range(n):
-                d = float(a[i, j]) - float(y[i, j])
-                total += 0.5 * d * d
-        elif loss == CROSS_ENTROPY:  # -sum_j y_ij ln softmax(z_i)_j
-            m, lse = _max_logsumexp(z, i)
-            for j in range(n):
-                total -= float(y[i, j]) * (float(z[i, j]) - m - lse)
-        else:  # BINARY_CROSS_ENTROPY: max(z,0) - z y + ln(1 + e^-|z|)
-            for j in range(n):
-                zz = float(z[i, j])
-                total += (zz if zz > 0.0 else 0.0) - zz * float(y[i, j]) + math.log1p(math.exp(-abs(zz)))
-        out[offset + i] = total
+    for i in range(cuda.grid(1), z.shape[0], cuda.gridsize(1)):
+        out[offset + i] = _sample_loss(loss, z, a, y, i)
 
 
 @cuda.jit
 def _output_delta_kernel(loss, act, a, y, delta):
     """delta_L = a - y (softmax+CE, sigmoid+BCE);  MSE: (a - y) f'(z), for softmax a_k (g_k - sum_j g_j a_j)."""
-    B, n = a.shape
-    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
-        for j in range(n):
-            delta[i, j] = a[i, j] - y[i, j]
-        if loss == MSE:
-            if act == SIGMOID:
-                for j in range(n):
-                    delta[i, j] *= a[i, j] * (1.0 - a[i, j])
-            elif act == SOFTMAX:
-                s = 0.0
-                for j in range(n):
-                    s += delta[i, j] * a[i, j]
-                for j in range(n):
-                    delta[i, j] = a[i, j] * (delta[i, j] - s)
+    for i in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        _output_delta_row(loss, act, a, y, delta, i)
 
 
 @cuda.jit
 def _softmax_xent_kernel(z, y, a, delta, out, offset):
     """a = softmax(z);  delta = a - y;  out_{offset+i} = -sum_j y_ij ln a_ij   (softmax + cross-entropy fused)."""
-    B, n = z.shape
-    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
-        m = _row_max(z, i)
-        s = 0.0
-        for j in range(n):
-            e = math.exp(z[i, j] - m)
-            a[i, j] = e
-            s += e
-        inv = 1.0 / s
-        m64, lse = _max_logsumexp(z, i)
-        total = 0.0
-        for j in range(n):
-            a[i, j] *= inv
-            delta[i, j] = a[i, j] - y[i, j]
-            total -= float(y[i, j]) * (float(z[i, j]) - m64 - lse)
-        out[offset + i] = total
+    for i in range(cuda.grid(1), z.shape[0], cuda.gridsize(1)):
+        _softmax_row(z, i, a)
+        _output_delta_row(CROSS_ENTROPY, SOFTMAX, a, y, delta, i)
+        out[offset + i] = _sample_loss(CROSS_ENTROPY, z, a, y, i)
 
 
 def _check_loss(loss: int, act: int) -> None:
@@ -542,7 +457,7 @@ def _times_derivative_kernel(act, z, alpha, g, delta):
     for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
         i = k // n
         j = k - i * n
-        delta[i, j] = _df(act, z[i, j], alpha[j] if act == PRELU else 0.0) * g[i, j]
+        delta[i, j] = _df_at(act, z, alpha, i, j) * g[i, j]
 
 
 @cuda.jit
@@ -637,13 +552,10 @@ def _sgd_kernel(W, dW, v, lr, mu, nesterov):
     for k in range(cuda.grid(1), m * n, cuda.gridsize(1)):
         i = k // n
         j = k - i * n
-        g = dW[i, j]
-        if mu == 0.0:
-            W[i, j] -= lr * g
+        if mu == 0.0:  # plain SGD neither reads nor writes v
+            W[i, j] = _sgd_step(W[i, j], dW[i, j], 0.0, lr, 0.0, False)[0]
         else:
-            vv = mu * v[i, j] - lr * g
-            v[i, j] = vv
-            W[i, j] += (mu * vv - lr * g) if nesterov else vv
+            W[i, j], v[i, j] = _sgd_step(W[i, j], dW[i, j], v[i, j], lr, mu, nesterov)
 
 
 def _matrix(x):
@@ -679,13 +591,12 @@ def add(dst, src) -> None:
 
 @cuda.jit
 def _dropout_kernel(x, key, keep, scale):
-    """x_k <- x_k * scale if mix(key + (k+1) G) / 2^64 < keep else 0   (k: row-major index, scale = 1/keep)."""
+    """x_k <- x_k * scale if u_k < keep else 0   (u_k: the hash of key and the row-major index k; scale = 1/keep)."""
     B, n = x.shape
     for k in range(cuda.grid(1), B * n, cuda.gridsize(1)):
         i = k // n
         j = k - i * n
-        u = float(_mix64(key + np.uint64(k + 1) * _G) >> _S11) * _TWO_M53
-        if u < keep:
+        if _dropout_uniform(key, k) < keep:
             x[i, j] = x[i, j] * scale
         else:
             x[i, j] = 0
@@ -720,17 +631,8 @@ def _gather_rows_kernel(X, order, start, out):
 @cuda.jit
 def _hits_kernel(out, labels, order, start, single_sigmoid, hits):
     """hits_{start+i} = [argmax_j out_ij == labels_{order[start+i]}]   (one sigmoid unit: [out_i0 > 1/2])."""
-    B, n = out.shape
-    for i in range(cuda.grid(1), B, cuda.gridsize(1)):
-        pred = 0
-        if single_sigmoid:
-            if out[i, 0] > 0.5:
-                pred = 1
-        else:
-            for j in range(1, n):
-                if out[i, j] > out[i, pred]:
-                    pred = j
-        hits[start + i] = 1 if pred == labels[order[start + i]] else 0
+    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        hits[start + i] = 1 if _predicted_label(out, i, single_sigmoid) == labels[order[start + i]] else 0
 
 
 def _gather(X, order, start: int, out) -> None:
@@ -760,100 +662,113 @@ def _resident_training_set(ws, X, Y, labels):
     return dev
 
 
-def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
-    """One epoch with everything on the device; same signature and results as fastnn.engine.run_epoch.
+class _EpochRecord:
+    """What an epoch keeps on the device until it ends, when these are its only device-to-host copies.
 
-    Per mini-batch, only kernel launches: gather the rows, forward (softmax + cross-entropy fused),
-    per-sample losses, hits and penalties into device arrays, backward, update.  Nothing is copied
-    back until the epoch ends; then the host adds the batch losses up in the engine's order and
-    finds the first non-finite one.  After a divergent batch the device keeps computing (with
-    NaNs), but fastnn.training.fit restores the weights the epoch started from, as it does for
-    every backend.
+    Per sample its loss J_b and hit; per batch and layer the penalty and ||dW||^2 (float64).
     """
-    dt = spec.dtype
-    L = spec.n_layers
-    n = len(order)
-    n_batches = -(-n // batch_size)
-    dX, dY, dlabels = _resident_training_set(ws, X, Y, labels)
-    d_order = cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
-    acts, out_act, loss = spec.acts, spec.acts[-1], spec.loss
-    fused_output = out_act == SOFTMAX and loss == CROSS_ENTROPY
-    single_sigmoid = out_act == SIGMOID and spec.sizes[-1] == 1
-    l1, l2 = float(hyper.l1), float(hyper.l2)
-    regularised = l1 != 0.0 or l2 != 0.0
-    keep_in, keep_hid = hyper.keep_input, hyper.keep_hidden
 
-    # What comes back at the end: per-sample losses, per-sample hits, per-batch penalties and
-    # squared gradient norms (float64 on the device).
-    sample_loss = cuda.device_array(n, dtype=np.float64)
-    hits = cuda.device_array(n, dtype=np.int8) if dlabels is not None else None
-    pens = cuda.device_array(n_batches * L, dtype=np.float64) if regularised else None
-    grad_sq = cuda.device_array(n_batches * L, dtype=np.float64)
-    dalpha = [empty(a.shape, dt) for a in p.alpha]
+    def __init__(self, n: int, n_batches: int, n_layers: int, labelled: bool, regularised: bool):
+        self.n_layers = n_layers
+        self.sample_loss = cuda.device_array(n, dtype=np.float64)
+        self.hits = cuda.device_array(n, dtype=np.int8) if labelled else None
+        self.penalty = cuda.device_array(n_batches * n_layers, dtype=np.float64) if regularised else None
+        self.grad_sq = cuda.device_array(n_batches * n_layers, dtype=np.float64)
 
-    for k in range(n_batches):
-        start = k * batch_size
-        B = min(batch_size, n - start)
-        step = step0 + k
-        xb, yb = ws.x[:B], ws.y[:B]
-        _gather(dX, d_order, start, xb)
-        _gather(dY, d_order, start, yb)
-        if keep_in < 1.0:
-            dropout(xb, keep_in, hyper.seed, step, 0)
-        # forward
-        a_prev = xb
-        for l in range(L):
-            z, a = ws.z[l][:B], ws.a[l][:B]
-            linear_forward(a_prev, p.W[l], p.b[l], z)
-            if l == L - 1 and fused_output:
-                _softmax_xent_kernel[_blocks(B), TPB](z, yb, a, ws.delta[l][:B], sample_loss, start)
-            else:
-                activate(acts[l], z, p.alpha[l], a)
-                if l < L - 1 and keep_hid < 1.0:
-                    dropout(a, keep_hid, hyper.seed, step, l + 1)
-            a_prev = a
+
+def _load_batch(ws, dX, dY, d_order, start: int, B: int, hyper, step: int):
+    """x, y = rows order[start:start + B] of X and Y, gathered on the device;  x *= input dropout mask / keep."""
+    xb, yb = ws.x[:B], ws.y[:B]
+    _gather(dX, d_order, start, xb)
+    _gather(dY, d_order, start, yb)
+    if hyper.keep_input < 1.0:
+        dropout(xb, hyper.keep_input, hyper.seed, step, 0)
+    return xb, yb
+
+
+def _forward_batch(spec, p, ws, xb, yb, hyper, step: int, record: _EpochRecord, start: int) -> None:
+    """z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l) [* m/keep];  then J_b (into the record) and delta_L.
+
+    Softmax, cross-entropy and delta_L = a - y are one fused kernel.
+    """
+    B, L = xb.shape[0], spec.n_layers
+    fused_output = spec.acts[-1] == SOFTMAX and spec.loss == CROSS_ENTROPY
+    a_prev = xb
+    for l in range(L):
+        z, a = ws.z[l][:B], ws.a[l][:B]
+        linear_forward(a_prev, p.W[l], p.b[l], z)
+        if l == L - 1 and fused_output:
+            _softmax_xent_kernel[_blocks(B), TPB](z, yb, a, ws.delta[l][:B], record.sample_loss, start)
+        else:
+            activate(spec.acts[l], z, p.alpha[l], a)
+            if l < L - 1 and hyper.keep_hidden < 1.0:
+                dropout(a, hyper.keep_hidden, hyper.seed, step, l + 1)
+        a_prev = a
+    if not fused_output:
         out = ws.a[L - 1][:B]
-        if not fused_output:
-            _row_loss_kernel[_blocks(B), TPB](loss, ws.z[L - 1][:B], out, yb, sample_loss, start)
-            output_delta(loss, out_act, out, yb, ws.delta[L - 1][:B])
-        if hits is not None:
-            _hits_kernel[_blocks(B), TPB](out, dlabels, d_order, start, single_sigmoid, hits)
-        if regularised:
-            for l in range(L):
-                _weighted_sum_kernel[1, TPB](p.W[l], l1, 0.5 * l2, pens, k * L + l)
-        # backward (the input layer needs no delta)
-        for l in range(L - 1, -1, -1):
-            a_prev = xb if l == 0 else ws.a[l - 1][:B]
-            delta = ws.delta[l][:B]
-            param_grads(a_prev, delta, p.W[l], l1, l2, ws.dW[l], ws.db[l])
-            _weighted_sum_kernel[1, TPB](ws.dW[l], 0.0, 1.0, grad_sq, k * L + l)
-            if l > 0:
-                z_prev, delta_prev = ws.z[l - 1][:B], ws.delta[l - 1][:B]
-                if keep_hid < 1.0:
-                    g = ws.g[l - 1][:B]
-                    backprop_error(delta, p.W[l], g)
-                    dropout(g, keep_hid, hyper.seed, step, l)  # the forward pass's mask, drawn again
-                    activation_backward(acts[l - 1], z_prev, p.alpha[l - 1], g, delta_prev, dalpha[l - 1])
-                else:
-                    propagate_delta(delta, p.W[l], z_prev, acts[l - 1], p.alpha[l - 1], delta_prev, dalpha[l - 1])
-        # update
-        for l in range(L):
-            sgd_update(p.W[l], ws.dW[l], velocity.W[l], hyper.lr, hyper.momentum, hyper.nesterov)
-            sgd_update(p.b[l], ws.db[l], velocity.b[l], hyper.lr, hyper.momentum, hyper.nesterov)
-            if p.alpha[l].size:
-                sgd_update(p.alpha[l], dalpha[l], velocity.alpha[l], hyper.lr, hyper.momentum, hyper.nesterov)
+        _row_loss_kernel[_blocks(B), TPB](spec.loss, ws.z[L - 1][:B], out, yb, record.sample_loss, start)
+        output_delta(spec.loss, spec.acts[-1], out, yb, ws.delta[L - 1][:B])
 
-    # The epoch's only device-to-host copies: a few numbers per sample and per batch.
-    losses = sample_loss.copy_to_host()
-    norms = np.sqrt(grad_sq.copy_to_host().reshape(n_batches, L))
-    penalties = pens.copy_to_host().reshape(n_batches, L) if regularised else None
-    hit = hits.copy_to_host() if hits is not None else None
+
+def _record_batch(spec, p, ws, B: int, hyper, record: _EpochRecord, dlabels, d_order, start: int, k: int) -> None:
+    """Batch k's hits (its rows' predicted class against their label) and its penalty per layer, into the record."""
+    if record.hits is not None:
+        single_sigmoid = spec.acts[-1] == SIGMOID and spec.sizes[-1] == 1
+        _hits_kernel[_blocks(B), TPB](ws.a[-1][:B], dlabels, d_order, start, single_sigmoid, record.hits)
+    if record.penalty is not None:
+        for l in range(spec.n_layers):
+            _weighted_sum_kernel[1, TPB](p.W[l], float(hyper.l1), 0.5 * float(hyper.l2), record.penalty,
+                                         k * record.n_layers + l)
+
+
+def _backward_batch(spec, p, ws, xb, hyper, step: int, dalpha, record: _EpochRecord, k: int) -> None:
+    """dW_l, db_l and ||dW_l||^2 (into the record), top layer first;  delta_{l-1} = f'(z_{l-1}) * (delta_l W_l^T).
+
+    With dropout, delta_l W_l^T is masked as a_{l-1} was.  The input layer needs no delta (nothing
+    learns from dJ/dX).
+    """
+    B = xb.shape[0]
+    l1, l2 = float(hyper.l1), float(hyper.l2)
+    for l in range(spec.n_layers - 1, -1, -1):
+        a_prev = xb if l == 0 else ws.a[l - 1][:B]
+        delta = ws.delta[l][:B]
+        param_grads(a_prev, delta, p.W[l], l1, l2, ws.dW[l], ws.db[l])
+        _weighted_sum_kernel[1, TPB](ws.dW[l], 0.0, 1.0, record.grad_sq, k * record.n_layers + l)
+        if l == 0:
+            break
+        z_prev, delta_prev = ws.z[l - 1][:B], ws.delta[l - 1][:B]
+        if hyper.keep_hidden < 1.0:
+            g = ws.g[l - 1][:B]
+            backprop_error(delta, p.W[l], g)
+            dropout(g, hyper.keep_hidden, hyper.seed, step, l)  # the forward pass's mask, drawn again
+            activation_backward(spec.acts[l - 1], z_prev, p.alpha[l - 1], g, delta_prev, dalpha[l - 1])
+        else:
+            propagate_delta(delta, p.W[l], z_prev, spec.acts[l - 1], p.alpha[l - 1], delta_prev, dalpha[l - 1])
+
+
+def _update(p, velocity, ws, dalpha, hyper) -> None:
+    """Every parameter takes its step: W_l, b_l, and PReLU's alpha_l (sgd_update)."""
+    for l in range(len(p.W)):
+        sgd_update(p.W[l], ws.dW[l], velocity.W[l], hyper.lr, hyper.momentum, hyper.nesterov)
+        sgd_update(p.b[l], ws.db[l], velocity.b[l], hyper.lr, hyper.momentum, hyper.nesterov)
+        if p.alpha[l].size:
+            sgd_update(p.alpha[l], dalpha[l], velocity.alpha[l], hyper.lr, hyper.momentum, hyper.nesterov)
+
+
+def _epoch_stats(record: _EpochRecord, n: int, batch_size: int) -> EpochStats:
+    """The record brought home and summed as fastnn.engine.run_epoch sums, up to the first non-finite batch loss."""
+    L = record.n_layers
+    n_batches = -(-n // batch_size)
+    losses = record.sample_loss.copy_to_host()
+    norms = np.sqrt(record.grad_sq.copy_to_host().reshape(n_batches, L))
+    penalties = record.penalty.copy_to_host().reshape(n_batches, L) if record.penalty is not None else None
+    hit = record.hits.copy_to_host() if record.hits is not None else None
     stats = EpochStats(grad_norm_sum=np.zeros(L))
     for k in range(n_batches):
         start = k * batch_size
         B = min(batch_size, n - start)
         batch_loss = float(np.sum(losses[start:start + B])) / B
-        if regularised:
+        if penalties is not None:
             batch_loss += sum(float(r) for r in penalties[k])
         if not math.isfinite(batch_loss):
             stats.diverged = True
@@ -865,6 +780,35 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
         if hit is not None:
             stats.correct += int(np.count_nonzero(hit[start:start + B]))
     return stats
+
+
+def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
+    """One epoch with everything on the device; same signature and results as fastnn.engine.run_epoch.
+
+    Per mini-batch, only kernel launches: gather the rows, forward (softmax + cross-entropy fused),
+    per-sample losses, hits and penalties into device arrays, backward, update.  Nothing is copied
+    back until the epoch ends; then the host adds the batch losses up in the engine's order and
+    finds the first non-finite one.  After a divergent batch the device keeps computing (with
+    NaNs), but fastnn.training.fit restores the weights the epoch started from, as it does for
+    every backend.
+    """
+    n = len(order)
+    n_batches = -(-n // batch_size)
+    dX, dY, dlabels = _resident_training_set(ws, X, Y, labels)
+    d_order = cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
+    record = _EpochRecord(n, n_batches, spec.n_layers, labelled=dlabels is not None,
+                          regularised=float(hyper.l1) != 0.0 or float(hyper.l2) != 0.0)
+    dalpha = [empty(a.shape, spec.dtype) for a in p.alpha]
+    for k in range(n_batches):
+        start = k * batch_size
+        B = min(batch_size, n - start)
+        step = step0 + k
+        xb, yb = _load_batch(ws, dX, dY, d_order, start, B, hyper, step)
+        _forward_batch(spec, p, ws, xb, yb, hyper, step, record, start)
+        _record_batch(spec, p, ws, B, hyper, record, dlabels, d_order, start, k)
+        _backward_batch(spec, p, ws, xb, hyper, step, dalpha, record, k)
+        _update(p, velocity, ws, dalpha, hyper)
+    return _epoch_stats(record, n, batch_size)
 
 
 # --------------------------------------------------------------------------- kernel signatures

@@ -85,7 +85,8 @@ def pytest_configure(config):
     # In the simulator the kernels' arithmetic runs on NumPy scalars, which warn on overflow and NaN
     # where a GPU computes inf and NaN silently (the divergence tests produce both on purpose).
     if CUDA_OK and cu.SIMULATOR:
-        config.addinivalue_line("filterwarnings", "ignore::RuntimeWarning:fastnn.kernels.numba_cuda")
+        for module in ("fastnn.kernels.numba_cuda", "fastnn.kernels.formulas"):  # the kernels and their formulas
+            config.addinivalue_line("filterwarnings", f"ignore::RuntimeWarning:{module}")
 
 
 @pytest.fixture(autouse=True)
