@@ -1,14 +1,16 @@
 """e^x, e^x - 1, tanh and the sigmoid for float32 in plain arithmetic, so that loops over them vectorise.
 
 Why: ``math.exp``/``math.tanh`` inside an @njit loop are calls to the C library, one element at a
-time (llvmlite here has no SVML), so a tanh layer in the Numba backend ran about 8x slower than
-NumPy's SIMD ``np.tanh`` (0.695 vs 0.088 ms for 128 x 256; benchmarks/results-2026-12-02-activations.md).
-Written as arithmetic, bit operations and selects, LLVM turns the same loops into AVX2 code.  The Cython backend has the same algorithm and constants in C
-(kernels/cython/_core.pxd, "vectorisable e^x"); CUDA keeps the device's own ``math`` functions.
+time (llvmlite here has no SVML), so a tanh or sigmoid layer in the Numba backend ran slower than
+NumPy's SIMD ufuncs (``python benchmarks/activations.py`` times an epoch per activation and backend;
+ReLU, with no transcendental function, is its control).  Written as arithmetic, bit operations and
+selects, LLVM turns the same loops into AVX2 code.  The Cython backend has the same algorithm and
+constants in C (kernels/cython/_core.pxd, "vectorisable e^x"); CUDA keeps the device's own ``math``
+functions.
 
 Only float32, the dtype for speed: float64 is the dtype for gradient checks, whose finite
 differences sit at the last digits of J, so float64 keeps the C library's functions (a vectorised
-float64 tanh within 2 units in the last place (ulp) doubled the checks' noise; tried, not kept).
+float64 tanh, within 2 units in the last place (ulp), made the checks noisier; tried, not kept).
 
 The algorithm (Cody & Waite range reduction with the Cephes polynomials of S. L. Moshier):
 
