@@ -176,7 +176,7 @@ def backward(be, spec: NetSpec, p: Params, ws: Workspace, x, y, hyper: Hyper, st
             if dropped:
                 if spec.skip[l - 1]:  # keep g_{l-1} unmasked: the skip below needs it as it is
                     branch = ws.g_branch[l - 1][:B]
-                    branch[...] = g
+                    branch[:] = g  # [:] (not [...]): device arrays take a slice key only
                 be.dropout(branch, hyper.keep_hidden, hyper.seed, step, l)  # same mask as the forward pass
             be.activation_backward(spec.acts[l - 1], z_prev, p.alpha[l - 1], branch, delta_prev, dalpha[l - 1])
         else:
