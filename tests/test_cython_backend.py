@@ -166,6 +166,41 @@ def test_fused_epoch_divergence_stops_before_updating():
 
 
 @needs_build
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("settings", ["plain-sgd", "nesterov-l1-l2"])
+def test_fused_epoch_sparse_first_layer_steps_by_runs_of_rows(monkeypatch, threads, settings):
+    """The sparse first layer's update steps W_1 one block of consecutive rows at a time: a run of
+    nonzero input columns (plain SGD: only those), or the zero-gradient rows between two runs.  Runs
+    that cross a thread's share of the rows (teams of 2 and 3) still give the reference's weights."""
+    import fastnn
+    from fastnn.kernels import blas
+
+    cy = _cy()
+    if threads > 1:
+        if not cy.HAVE_OPENMP or blas.thread_control() is None:
+            pytest.skip("no team in this build")
+        monkeypatch.setattr(cy, "TEAM_MIN_WORK", 0)
+        monkeypatch.setattr(cy, "get_num_threads", lambda: threads)
+    rng = np.random.default_rng(4)
+    X = np.zeros((90, 40))
+    for lo, hi in ((3, 11), (14, 15), (17, 29), (33, 40)):  # the columns that may be nonzero, in runs
+        X[:, lo:hi] = rng.normal(size=(90, hi - lo)) * (rng.random((90, hi - lo)) < 0.5)
+    y = rng.integers(0, 3, 90)
+    model, fit = {"plain-sgd": ({}, {}),
+                  "nesterov-l1-l2": ({"l1": 1e-3, "l2": 1e-2}, {"momentum": 0.9, "nesterov": True})}[settings]
+    runs = []
+    for name in ("numpy", "cython"):
+        m = fastnn.MLP([40, 10, 3], dtype="float64", seed=1, backend=name, **model)
+        h = m.fit(X, y, epochs=2, lr=0.05, batch_size=16, verbose=0, **fit)
+        runs.append((m, h))
+    (want, h_want), (got, h_got) = runs
+    for a, b in zip(want.weights + want.biases, got.weights + got.biases):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(h_got.loss, h_want.loss, rtol=1e-9)
+    np.testing.assert_allclose(h_got.grad_norms, h_want.grad_norms, rtol=1e-9)
+
+
+@needs_build
 def test_fused_epoch_rejects_bad_buffers():
     run = Run("cython", "prelu-tanh-softmax", np.float64, 8)
     hyper = HYPERS["plain-sgd"]
