@@ -270,8 +270,8 @@ class MLP:
     def is_classifier(self) -> bool:
         return engine.is_classifier(self._spec)
 
-    def _X(self, X: object, name: str = "X") -> np.ndarray:
-        return check_X(X, self.layers[0], self.dtype, name)
+    def _X(self, X: object, name: str = "X", extremes: list | None = None) -> np.ndarray:
+        return check_X(X, self.layers[0], self.dtype, name, extremes)
 
     def _Y(self, y: object, n: int, name: str = "y") -> tuple[np.ndarray, np.ndarray | None]:
         single = self.output == "sigmoid" and self.layers[-1] == 1

@@ -198,12 +198,13 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     schedule = schedules.resolve(lr_schedule, lr, epochs)
     cbs = [_as_callback(cb) for cb in (callbacks or [])]
 
-    X = model._X(X)
+    extremes: list[tuple[float, float]] = []
+    X = model._X(X, extremes=extremes)
     Y, labels = model._Y(y, X.shape[0])
     X, Y, labels, val = _split_validation(model, X, Y, labels, validation_split, validation_data)
     _check_augment(augment, X)
     stopper = _Stopper.make(early_stopping, val is not None, model.is_classifier)
-    _warn_if_unscaled(X)
+    _warn_if_unscaled(*extremes[0])
 
     be, spec = model._be, model._spec
     hyper = engine.Hyper(lr=lr, momentum=momentum, nesterov=bool(nesterov), l1=model.l1, l2=model.l2,
@@ -393,9 +394,8 @@ class _Stopper:
         return ""
 
 
-def _warn_if_unscaled(X: np.ndarray) -> None:
-    """UnscaledInputWarning when some input lies beyond +-UNSCALED_LIMIT (two passes, no temporary)."""
-    low, high = float(X.min()), float(X.max())
+def _warn_if_unscaled(low: float, high: float) -> None:
+    """UnscaledInputWarning when some input lies beyond +-UNSCALED_LIMIT (low, high: the inputs' extremes)."""
     if max(-low, high) > UNSCALED_LIMIT:
         warnings.warn(
             f"the inputs range over [{low:.4g}, {high:.4g}], far outside what a network trains well on; "
