@@ -28,6 +28,7 @@ from fastnn.kernels import contract
 LAYERS = [784, 256, 128, 10]
 GFLOP_PER_EPOCH = 2 * 60000 * (2 * 784 * 256 + 3 * 256 * 128 + 3 * 128 * 10) / 1e9  # no input delta
 EPOCH_LR = 0.05
+EVAL_ROWS = 5000  # an epoch case's result(): [training accuracy, loss on the first EVAL_ROWS rows after the epoch]
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _epoch_case(be_name: str, X: np.ndarray, y: np.ndarray, batch: int, dtype: s
         holder["h"] = model.fit(X, y, epochs=1, batch_size=batch, lr=EPOCH_LR, verbose=0)
 
     return Case(f"epoch {'-'.join(map(str, LAYERS))} batch {batch} {dtype}", be_name, run,
-                lambda: np.array([holder["h"].accuracy[-1]]))
+                lambda: np.array([holder["h"].accuracy[-1], model.evaluate(X[:EVAL_ROWS], y[:EVAL_ROWS])["loss"]]))
 
 
 def _torch_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:
@@ -156,8 +157,11 @@ def _torch_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:
             correct += int((out.argmax(1) == yt[idx]).sum())
         holder["acc"] = correct / len(Xt)
 
-    return Case(f"epoch {'-'.join(map(str, LAYERS))} batch {batch} float32", "torch", run,
-                lambda: np.array([holder["acc"]]))
+    def result():
+        with torch.no_grad():
+            return np.array([holder["acc"], float(loss_fn(net(Xt[:EVAL_ROWS]), yt[:EVAL_ROWS]))])
+
+    return Case(f"epoch {'-'.join(map(str, LAYERS))} batch {batch} float32", "torch", run, result)
 
 
 def _sklearn_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:
@@ -176,9 +180,16 @@ def _sklearn_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None
             warnings.simplefilter("ignore")  # ConvergenceWarning after one epoch is the point
             clf.fit(X, y)
         holder["acc"] = clf.score(X[:5000], y[:5000])
+        holder["clf"] = clf
 
-    return Case(f"epoch {'-'.join(map(str, LAYERS))} batch {batch} float32", "sklearn", run,
-                lambda: np.array([holder["acc"]]))
+    def result():
+        from sklearn.metrics import log_loss
+
+        clf = holder["clf"]
+        loss = log_loss(y[:EVAL_ROWS], clf.predict_proba(X[:EVAL_ROWS]), labels=clf.classes_)
+        return np.array([holder["acc"], loss])
+
+    return Case(f"epoch {'-'.join(map(str, LAYERS))} batch {batch} float32", "sklearn", run, result)
 
 
 def epoch_data(mnist_dir: str | os.PathLike | None = None, n: int = 60000) -> tuple[np.ndarray, np.ndarray]:
