@@ -1,4 +1,8 @@
-"""The stand-alone benchmark scripts still run (tiny sizes; their timings are not checked here)."""
+"""The one-off experiment scripts in benchmarks/experiments/ still run (tiny sizes; timings not checked).
+
+The two quick ones run by default; blas_choice.py (a process per choice) and team.py (four modes)
+are marked slow.
+"""
 from __future__ import annotations
 
 import subprocess
@@ -7,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "benchmarks" / "experiments"
 
 
 def _run(*args: str) -> str:
-    out = subprocess.run([sys.executable, str(BENCHMARKS / args[0]), *args[1:], "--data", "/nonexistent"],
+    out = subprocess.run([sys.executable, str(EXPERIMENTS / args[0]), *args[1:], "--data", "/nonexistent"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
@@ -31,6 +35,7 @@ def test_blas_settle_script():
 
 @pytest.mark.skipif(not {"numba", "cython"} <= set(__import__("fastnn").backends.available()),
                     reason="needs the numba and cython backends")
+@pytest.mark.slow
 def test_blas_choice_script():
     from fastnn.kernels import blas
 
@@ -42,6 +47,7 @@ def test_blas_choice_script():
 
 @pytest.mark.skipif(not {"numba", "cython"} & set(__import__("fastnn").backends.available()),
                     reason="needs a compiled CPU backend")
+@pytest.mark.slow
 def test_team_script():
     out = _run("team.py", "--rows", "640", "--rounds", "1", "--batches", "64")
     assert "batch   64: team / no team:" in out

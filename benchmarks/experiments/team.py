@@ -1,9 +1,9 @@
 """The fused epochs on a thread team against the same epochs on the BLAS's threads, round-robin.
 
-    FASTNN_MNIST=../shared/data/mnist python benchmarks/team.py [--batches 32,128,512] [--rounds 5]
-    python benchmarks/team.py --small        # small networks on random data: where a team stops paying
-    python benchmarks/team.py --gemm         # does splitting a product across threads cost the BLAS speed?
-    FASTNN_MNIST=../shared/data/mnist python benchmarks/team.py --validation   # fit's BLAS scope on / off
+    FASTNN_MNIST=../shared/data/mnist python benchmarks/experiments/team.py [--batches 32,128,512] [--rounds 5]
+    python benchmarks/experiments/team.py --small        # small networks on random data: where a team stops paying
+    python benchmarks/experiments/team.py --gemm         # does splitting a product across threads cost the BLAS speed?
+    FASTNN_MNIST=../shared/data/mnist python benchmarks/experiments/team.py --validation   # fit's BLAS scope on / off
 
 Each backend's fused epoch runs on a team of fastnn's thread count (kernels/team.py) when a batch
 carries at least ``TEAM_MIN_WORK`` multiply-adds; this sets that threshold to 0 (always a team) or

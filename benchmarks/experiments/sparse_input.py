@@ -1,6 +1,6 @@
 """What the fused epochs' sparse first layer buys: the same epochs with it forced off and on.
 
-    FASTNN_MNIST=../shared/data/mnist python benchmarks/sparse_input.py [--batches 32,128,512] [--rounds 5]
+    FASTNN_MNIST=../shared/data/mnist python benchmarks/experiments/sparse_input.py [--batches 32,128,512] [--rounds 5]
 
 For each batch size, one MNIST epoch (784-256-128-10, ReLU, plain SGD, float32) per backend and
 mode, round-robin, ``--rounds`` times; prints the medians.  ``fastnn.kernels.sparse_input.SPARSE_MAX_FILL = 0`` makes every

@@ -1,6 +1,6 @@
 """Why ``fastnn bench`` pauses before each epoch: another library's OpenBLAS threads keep spinning.
 
-    FASTNN_MNIST=../shared/data/mnist python benchmarks/blas_settle.py [--batch 512] [--rounds 5]
+    FASTNN_MNIST=../shared/data/mnist python benchmarks/experiments/blas_settle.py [--batch 512] [--rounds 5]
 
 NumPy and SciPy each bundle their own OpenBLAS; after its last product a worker thread spins for
 2^28 cycles (about 0.1 s) before it sleeps.  NumPy's reference backend calls NumPy's; the Numba and

@@ -1,7 +1,7 @@
 """One training epoch of 784-256-128-10 float32 on the 60,000 MNIST images, per backend and batch.
 
-    python benchmarks/bench_cython.py [--backends numpy,cython] [--batches 32,128,512] [--epochs 3]
-                                      [--data ../shared/data/mnist]
+    python benchmarks/experiments/bench_cython.py [--backends numpy,cython] [--batches 32,128,512] [--epochs 3]
+                                                  [--data ../shared/data/mnist]
 
 Each backend trains through ``MLP.fit`` (so the Cython and Numba backends run their fused
 ``train_epoch``); a short warm-up fit comes first (compilation, caches), then the median of the
@@ -22,7 +22,7 @@ from fastnn.kernels import config
 
 
 def main() -> None:
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]  # the repository root
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="numpy,cython")
     parser.add_argument("--batches", default="32,128,512")

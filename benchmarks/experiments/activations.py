@@ -1,6 +1,6 @@
 """One training epoch per hidden activation and backend: what the vectorised e^x and tanh buy.
 
-    FASTNN_MNIST=../shared/data/mnist python benchmarks/activations.py [--acts sigmoid,tanh,elu,relu]
+    FASTNN_MNIST=../shared/data/mnist python benchmarks/experiments/activations.py [--acts sigmoid,tanh,elu,relu]
         [--batch 128] [--rounds 5] [--rows 60000] [--momentum 0.9] [--l2 1e-4]
 
 For each activation, one MNIST epoch (784-256-128-10, softmax / cross-entropy, SGD, float32)

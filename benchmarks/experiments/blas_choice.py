@@ -1,7 +1,8 @@
 """What NumPy's bundled OpenBLAS buys the compiled backends over SciPy's: the same epochs under each.
 
-    FASTNN_MNIST=../shared/data/mnist python benchmarks/blas_choice.py [--batches 32,128,512] [--rounds 3]
-    FASTNN_MNIST=... python benchmarks/blas_choice.py --var FASTNN_CYTHON_ISA --values baseline,avx2 --backends cython
+    FASTNN_MNIST=../shared/data/mnist python benchmarks/experiments/blas_choice.py [--batches 32,128,512] [--rounds 3]
+    FASTNN_MNIST=... python benchmarks/experiments/blas_choice.py --var FASTNN_CYTHON_ISA --values baseline,avx2
+                                                    --backends cython
 
 kernels/blas.py picks the BLAS once per process (FASTNN_BLAS), so each round starts one process per
 choice, alternating, and each process times ``--epochs`` MNIST epochs (784-256-128-10, ReLU, plain SGD,

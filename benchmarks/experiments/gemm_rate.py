@@ -1,7 +1,7 @@
 """GFLOP/s of the float32 products of the MNIST network's first layer, per BLAS entry point.
 
-    python benchmarks/gemm_rate.py                            # with the environment as it is
-    OPENBLAS_CORETYPE=SkylakeX python benchmarks/gemm_rate.py  # AVX-512 kernels (Zen 4, Intel)
+    python benchmarks/experiments/gemm_rate.py                            # with the environment as it is
+    OPENBLAS_CORETYPE=SkylakeX python benchmarks/experiments/gemm_rate.py  # AVX-512 kernels (Zen 4, Intel)
 
 Compares np.matmul (numpy's OpenBLAS, what the compiled backends call by default: kernels/blas.py) with
 np.dot inside njit (scipy's OpenBLAS, their fallback, FASTNN_BLAS=scipy), forward (B x 784 @ 784 x 256)
