@@ -1,6 +1,10 @@
 """Shared fixtures: every test that takes ``backend`` runs on every available backend.
 
 A failure reads like ``test_linear_forward[numba-float32-odd]``.
+
+Plain ``pytest`` leaves out the tests marked ``slow`` (full MNIST training, the whole CUDA-simulator
+suite, the benchmark scripts' longer modes); ``pytest -m slow`` runs only those, ``pytest --runslow``
+everything.  CI runs ``pytest`` and then ``pytest -m slow``.
 """
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ import fastnn
 from fastnn import backends
 
 BACKENDS = backends.available()
+# tests/cuda_backend needs the cuda backend: a GPU, or Numba's CUDA simulator, which must be switched on
+# before numba is imported, so tests/test_cuda.py runs that directory in a subprocess with it on.
+# Elsewhere it is not collected at all (it would only be ~400 skips).
+collect_ignore = [] if "cuda" in BACKENDS else ["cuda_backend"]
 DTYPES = [np.float32, np.float64]
 # Relative tolerance of a backend against the float64 reference, by the backend's dtype.
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -29,6 +37,26 @@ WORKED = {
     "W2": [[0.40, 0.25], [0.35, 0.30], [0.01, 0.35]],
     "b2": [0.7, 0.7],
 }
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true",
+                     help="also run the tests marked slow (left out by default; -m slow runs only those)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the slow tests unless --runslow or a -m expression (e.g. -m slow) says otherwise."""
+    if config.getoption("--runslow") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+def pytest_report_header(config):
+    if not (config.getoption("--runslow") or config.getoption("markexpr")):
+        return "slow tests left out: pytest -m slow runs them, pytest --runslow runs everything"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,7 +4,8 @@
   The simulator must be switched on before numba is first imported, and this session has imported
   numba already, so those tests (tests/cuda_backend, plus the generic suites' cuda cases on tiny
   shapes) run in a subprocess with tiny launch sizes.  A quick smoke run is part of the default
-  suite; the full run (about two minutes on 2 cores) is marked slow.
+  suite; the full run (about two minutes on 2 cores) is marked slow.  The main session does not
+  collect tests/cuda_backend at all (tests/conftest.py's collect_ignore) unless cuda is available.
 * The simulator runs kernels as Python and type-checks nothing, so every kernel is also compiled to
   PTX for float32 and float64 (numba.cuda.compile_ptx): that needs NVVM and libdevice from a CUDA
   toolkit (found through CUDA_HOME or /usr/local/cuda, or the pip wheels of ``fastnn[cuda]``), not
@@ -51,7 +52,7 @@ def test_cuda_in_the_simulator_smoke():
 def test_cuda_in_the_simulator():
     """Every kernel against the reference, whole training runs, and the generic suites' cuda cases."""
     _simulator("tests/cuda_backend", "tests/test_kernels.py", "tests/test_worked_example.py",
-               "tests/test_backends.py", "-k",
+               "tests/test_backends.py", "--runslow", "-k",
                "(cuda and not wide and not odd) or test_every_backend_module_implements_the_contract "
                "or test_default_is_a_cpu_backend",
                timeout=900)

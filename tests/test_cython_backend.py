@@ -499,6 +499,7 @@ def test_the_avx2_build_is_used_where_the_cpu_has_it():
 
 
 @needs_build
+@pytest.mark.slow
 def test_portable_build_passes_the_kernel_and_fused_epoch_tests():
     """The suite runs on the build the CPU picks; this runs the cython cases again on the portable one."""
     cy = pytest.importorskip("fastnn.kernels.cython_cpu")
@@ -509,8 +510,8 @@ def test_portable_build_passes_the_kernel_and_fused_epoch_tests():
     which = subprocess.run([sys.executable, "-c", "from fastnn.kernels import cython_cpu as c; print(c._epoch.__name__)"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert which.stdout.strip() == "fastnn.kernels.cython._epoch", which.stderr  # the portable module, not _avx2
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cython",
-                          str(root / "test_kernels.py"), str(root / "test_fused_epoch.py"),
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--runslow",
+                          "-k", "cython", str(root / "test_kernels.py"), str(root / "test_fused_epoch.py"),
                           str(root / "test_team.py")],
                          capture_output=True, text=True, env=env, timeout=900, cwd=root.parent)
     assert res.returncode == 0, res.stdout[-3000:]

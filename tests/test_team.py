@@ -43,7 +43,9 @@ def _blas_threads() -> int:
 
 
 def _teams(*sizes):
-    return [pytest.param((name, n), id=f"{name}-{n}-threads") for name in TEAMED for n in sizes]
+    """Teams of 2 run by default; larger ones oversubscribe a 2-core machine (slow under load): marked slow."""
+    return [pytest.param((name, n), id=f"{name}-{n}-threads", marks=[pytest.mark.slow] if n > 2 else [])
+            for name in TEAMED for n in sizes]
 
 
 @pytest.mark.parametrize("team", _teams(2, 3), indirect=True)
