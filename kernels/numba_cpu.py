@@ -884,7 +884,7 @@ def _tl(arrays) -> typed.List:
 
 # The fused epoch splits each batch across a team of Numba's threads, the BLAS on one thread
 # underneath, where kernels/team.py says a team pays.  A prange costs more to open than a Cython
-# barrier, so the threshold is higher than Cython's: `python benchmarks/team.py --small` times team
+# barrier, so the threshold is higher than Cython's: `python benchmarks/experiments/team.py --small` times team
 # against no team on networks on either side of it.
 TEAM_MIN_WORK = 2 ** 20
 

@@ -2,7 +2,7 @@
 
 Why: ``math.exp``/``math.tanh`` inside an @njit loop are calls to the C library, one element at a
 time (llvmlite here has no SVML), so a tanh or sigmoid layer in the Numba backend ran slower than
-NumPy's SIMD ufuncs (``python benchmarks/activations.py`` times an epoch per activation and backend;
+NumPy's SIMD ufuncs (``python benchmarks/experiments/activations.py`` times an epoch per activation and backend;
 ReLU, with no transcendental function, is its control).  Written as arithmetic, bit operations and
 selects, LLVM turns the same loops into AVX2 code.  The Cython backend has the same algorithm and
 constants in C (kernels/cython/_core.pxd, "vectorisable e^x"); CUDA keeps the device's own ``math``
