@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -112,7 +112,7 @@ def _check(sgemm, dgemm) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def choice() -> Choice:
     """Decide once per process (FASTNN_BLAS, then what NumPy bundles)."""
     setting = _setting()
@@ -150,7 +150,7 @@ def summary(short: bool = False) -> str:
     return f"{c.name} {c.version or ''}".rstrip() if short else c.describe()
 
 
-@lru_cache(maxsize=None)
+@cache
 def thread_control() -> tuple | None:
     """(get, set) ctypes functions for the chosen BLAS's thread count, or None where fastnn cannot set it.
 

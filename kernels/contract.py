@@ -13,9 +13,11 @@ tests/test_backends.py holds every backend module to :data:`REQUIRED` and the ho
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -80,7 +82,7 @@ class EpochStats:
 # --------------------------------------------------------------------------- optional hooks
 
 
-def _no_scope(spec, batch_size: int) -> ContextManager:
+def _no_scope(spec, batch_size: int) -> AbstractContextManager:
     return contextlib.nullcontext()
 
 

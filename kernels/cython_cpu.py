@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.kernels import codes
+from fastnn.kernels import blas, codes, config, sparse_input, team
 from fastnn.kernels.contract import EpochStats
-from fastnn.kernels import blas, config, sparse_input, team
-from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401
+from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401 - re-exports
 
 NAME = "cython"
 _ABI_VERSION = 2  # must equal _kernels.ABI_VERSION: a different value means a stale build
@@ -62,7 +61,8 @@ def choose_isa() -> tuple[str, str]:
     cpu = _cpu_has_avx2_fma()
     if built and cpu:
         return "avx2", f"FASTNN_CYTHON_ISA={setting}: the CPU has AVX2 and FMA"
-    why = "this CPU lacks AVX2 or FMA" if not cpu else "the AVX2 build is missing (not x86-64, or its compiler rejected -mavx2)"
+    why = ("this CPU lacks AVX2 or FMA" if not cpu
+           else "the AVX2 build is missing (not x86-64, or its compiler rejected -mavx2)")
     if setting == "avx2":
         raise IsaChoiceError(f"FASTNN_CYTHON_ISA=avx2, but {why}; unset FASTNN_CYTHON_ISA to use the portable build")
     return "baseline", f"portable build: {why}"
@@ -219,7 +219,8 @@ TEAM_MIN_WORK = team.MIN_WORK
 
 
 def team_size(spec, batch_size: int) -> int:
-    """Threads of the fused epoch's team (kernels/team.py): get_num_threads() where OpenMP and the work allow, else 1."""
+    """Threads of the fused epoch's team (kernels/team.py): get_num_threads() where OpenMP and the work
+    allow, else 1."""
     if not HAVE_OPENMP:
         return 1
     return team.size(spec, batch_size, get_num_threads(), TEAM_MIN_WORK)

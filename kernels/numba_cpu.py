@@ -37,7 +37,7 @@ from fastnn.kernels.codes import (
 from fastnn.kernels.contract import EpochStats
 from fastnn.kernels.numba_blas import gemm
 from fastnn.kernels.numba_config import jit
-from fastnn.kernels.numpy_ref import assign, empty, to_device, to_host  # noqa: F401
+from fastnn.kernels.numpy_ref import assign, empty, to_device, to_host  # noqa: F401 - re-exports
 
 NAME = "numba"
 
