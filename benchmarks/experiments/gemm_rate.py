@@ -46,9 +46,12 @@ def main() -> None:
         W = rng.random((784, 256), dtype=np.float32)
         C, dW = np.empty((B, 256), np.float32), np.empty((784, 256), np.float32)
         flop = 2.0 * B * 784 * 256
-        print(f"batch {B:>3}: forward numpy {_rate(lambda: np.matmul(A, W, out=C), flop):5.0f}, "
-              f"njit {_rate(lambda: _dot(A, W, C), flop):5.0f} | weight gradient numpy "
-              f"{_rate(lambda: np.matmul(A.T, C, out=dW), flop):5.0f}, njit {_rate(lambda: _dot_tn(A, C, dW), flop):5.0f} GFLOP/s")
+        forward_np = _rate(lambda A=A, W=W, C=C: np.matmul(A, W, out=C), flop)
+        forward_njit = _rate(lambda A=A, W=W, C=C: _dot(A, W, C), flop)
+        grad_np = _rate(lambda A=A, C=C, dW=dW: np.matmul(A.T, C, out=dW), flop)
+        grad_njit = _rate(lambda A=A, C=C, dW=dW: _dot_tn(A, C, dW), flop)
+        print(f"batch {B:>3}: forward numpy {forward_np:5.0f}, njit {forward_njit:5.0f} | weight gradient numpy "
+              f"{grad_np:5.0f}, njit {grad_njit:5.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

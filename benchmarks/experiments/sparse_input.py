@@ -3,8 +3,9 @@
     FASTNN_MNIST=../shared/data/mnist python benchmarks/experiments/sparse_input.py [--batches 32,128,512] [--rounds 5]
 
 For each batch size, one MNIST epoch (784-256-128-10, ReLU, plain SGD, float32) per backend and
-mode, round-robin, ``--rounds`` times; prints the medians.  ``fastnn.kernels.sparse_input.SPARSE_MAX_FILL = 0`` makes every
-batch take the dense path (BLAS on all 784 input columns); 0.9 is the default.
+mode, round-robin, ``--rounds`` times; prints the medians.
+``fastnn.kernels.sparse_input.SPARSE_MAX_FILL = 0`` makes every batch take the dense path (BLAS on
+all 784 input columns); 0.9 is the default.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def main() -> None:
     for batch in (int(b) for b in args.batches.split(",")):
         order = np.random.default_rng(0).permutation(len(X))
         zero_cols = [float((~(X[order[k:k + batch]] != 0).any(axis=0)).mean()) for k in range(0, len(X), batch)]
-        print(f"batch {batch}: on average {statistics.mean(zero_cols):.0%} of the input columns are zero in the whole batch")
+        print(f"batch {batch}: on average {statistics.mean(zero_cols):.0%} of the input columns are zero "
+              f"in the whole batch")
         models = {n: fastnn.MLP(bench.LAYERS, activation="relu", seed=0, backend=n, dtype="float32") for n in names}
         for m in models.values():  # compile / warm up
             m.fit(X[:2000], y[:2000], epochs=1, batch_size=batch, lr=bench.EPOCH_LR, verbose=0)

@@ -141,7 +141,8 @@ def main() -> None:
             for name in names:
                 m = fastnn.MLP(sizes, dtype="float32", backend=name, seed=0)
                 m.fit(X, y, epochs=1, batch_size=batch, verbose=0)  # compile, warm up
-                on, off = _compare(lambda: m.fit(X, y, epochs=1, batch_size=batch, verbose=0),
+                on, off = _compare(lambda m=m, X=X, y=y, batch=batch: m.fit(X, y, epochs=1, batch_size=batch,
+                                                                            verbose=0),
                                    backends.get(name), args.rounds)
                 cells.append(f"{name} {on * 1e3:.1f} / {off * 1e3:.1f} ms")
             w = team.work(fastnn.MLP(sizes)._spec, batch)
