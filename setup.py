@@ -89,7 +89,7 @@ def _cython_extensions() -> list[Extension]:
     try:
         compiled = cythonize(extensions, include_path=[CYTHON_DIR], quiet=True,
                              compiler_directives={"language_level": 3})
-    except Exception as exc:  # noqa: BLE001 - any Cython failure leaves a working pure-Python install
+    except Exception as exc:  # any Cython failure leaves a working pure-Python install
         _warn(f"cythonizing the 'cython' backend failed ({exc}); it will be unavailable")
         return []
     for ext in compiled:
@@ -124,7 +124,7 @@ def _accepted(compiler, flags: list[str]) -> bool:
             fh.write("int fastnn_probe(int x) { return x + 1; }\n")
         compiler.compile([source], output_dir=tmp, extra_postargs=[*flags, "-Werror"])
         return True
-    except Exception:  # noqa: BLE001 - CompileError, a missing compiler binary
+    except Exception:  # CompileError, a missing compiler binary
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -147,7 +147,7 @@ def _openmp_flags(compiler) -> tuple[list[str], list[str]] | None:
             try:
                 objects = compiler.compile([source], output_dir=tmp, extra_postargs=cflags)
                 compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=ldflags)
-            except Exception:  # noqa: BLE001 - CompileError, LinkError, a missing compiler binary
+            except Exception:  # CompileError, LinkError, a missing compiler binary
                 continue
             return cflags, ldflags
         return None
@@ -192,7 +192,7 @@ class BuildExt(build_ext):
         # the failure (no compiler, missing headers, a link error), say what it means and the fix.
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # any build failure: the backend is optional, the message says why
             if not ext.optional:
                 raise
             _warn(f"could not build {ext.name} ({type(exc).__name__}: {exc}); the 'cython' backend "

@@ -11,13 +11,12 @@ below chance (an epoch that learns nothing fails).
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from conftest import MNIST_DIR
 
 from fastnn import bench
 from fastnn.kernels import config
-from conftest import MNIST_DIR
 
 CASES = list(bench.cases(quick=False, large=config.get("FASTNN_BENCH_LARGE"),
                          mnist_dir=MNIST_DIR if MNIST_DIR.is_dir() else None))

@@ -176,7 +176,7 @@ def test_both_blas_choices_train_the_same_weights():
         res = subprocess.run([sys.executable, "-c", _RUN, "numpy", *backends], capture_output=True, text=True,
                              env={**os.environ, "FASTNN_BLAS": choice}, timeout=600)
         assert res.returncode == 0, res.stderr
-        runs[choice] = eval(res.stdout.strip().splitlines()[-1])  # noqa: S307 - our own repr of lists
+        runs[choice] = eval(res.stdout.strip().splitlines()[-1])  # our own subprocess's repr of lists
     assert runs["scipy"]["blas"] == "scipy"
     for choice, run in runs.items():
         for be in backends:

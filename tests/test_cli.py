@@ -38,9 +38,10 @@ def test_train_options_save_and_plot(tmp_path, capsys):
 
 
 def test_train_on_a_data_directory(tmp_path, capsys):
-    from fastnn.datasets import load_mnist_subset
     import gzip
     import struct
+
+    from fastnn.datasets import load_mnist_subset
 
     (X, y), (Xt, yt) = load_mnist_subset()
 

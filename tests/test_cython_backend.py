@@ -294,9 +294,8 @@ def test_set_and_get_num_threads():
 @needs_build
 def test_built_with_openmp_where_the_compiler_has_it():
     """setup.py probes the compiler with a tiny OpenMP program; GCC and Clang with libomp pass it."""
-    import shutil
-
     import os
+    import shutil
 
     cy = _cy()
     if os.environ.get("FASTNN_OPENMP", "1").strip().lower() in ("0", "false", "no", "off"):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import ATOL, RTOL
 
 from fastnn import backends, codes
 from fastnn.kernels import numpy_ref as ref
-from conftest import ATOL, RTOL
 
 HIDDEN = list(codes.ACTIVATIONS.items())
 PAIRS = [(out, loss) for out, losses in codes.OUTPUT_LOSSES.items() for loss in losses]

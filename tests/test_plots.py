@@ -5,7 +5,7 @@ import pytest
 import fastnn
 
 pytest.importorskip("matplotlib")
-from fastnn.plots import plot_decision_boundary  # noqa: E402 - after the skip: needs matplotlib
+from fastnn.plots import plot_decision_boundary
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 XOR_Y = np.array([0, 1, 1, 0])

@@ -3,13 +3,12 @@ import re
 
 import numpy as np
 import pytest
+from conftest import WORKED
 
 import fastnn
 from fastnn.cli import main
 from fastnn.demos import LOGIC_GATES, LOGIC_X, perceptron_vs_mlp, vanishing_gradients
 from fastnn.tracing import worked_example
-
-from conftest import WORKED
 
 WORKED_NUMBERS = ["0.7609", "0.7760", "0.0478", "-0.0152", "0.3652"]
 

@@ -8,13 +8,12 @@ that the rows split unevenly and, at batch 1, some threads own no rows at all.
 """
 import numpy as np
 import pytest
+import test_fused_epoch as fused  # tests/ is on sys.path under pytest
+from test_fused_epoch import CONFIGS, _run, _step_by_step
 
 import fastnn
 from fastnn import backends, codes
 from fastnn.kernels import blas
-
-import test_fused_epoch as fused  # noqa: E402  (tests/ is on sys.path under pytest)
-from test_fused_epoch import CONFIGS, _run, _step_by_step  # noqa: E402
 
 TEAMED = [name for name in ("numba", "cython") if name in backends.available()]
 pytestmark = pytest.mark.skipif(not TEAMED, reason="no compiled CPU backend is installed")

@@ -1,9 +1,9 @@
 """The worked example of the course's backpropagation lecture, to 4 decimals, through the public API on every backend."""
 import numpy as np
 import pytest
+from conftest import WORKED, worked_model
 
 from fastnn import engine
-from conftest import WORKED, worked_model
 
 X, Y = np.array(WORKED["x"]), np.array(WORKED["y"])
 
