@@ -34,13 +34,10 @@ from fastnn.kernels.codes import (
 from fastnn.kernels.contract import EpochStats
 from fastnn.kernels.numba_blas import gemm
 from fastnn.kernels.numba_config import jit
-from fastnn.kernels.numpy_ref import GOLDEN, assign, dropout_key, empty, to_device, to_host  # noqa: F401
+from fastnn.kernels.numpy_ref import assign, empty, to_device, to_host  # noqa: F401 - re-exports
 
 NAME = "numba"
 
-_G = np.uint64(GOLDEN)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 
 
 def _c(x: np.ndarray) -> np.ndarray:
@@ -395,20 +392,8 @@ def sgd_update(W, dW, v, lr: float, momentum: float, nesterov: bool) -> None:
 # --------------------------------------------------------------------------- dropout
 
 
-@jit(inline="always")
-def _mix64(x):
-    """SplitMix64 finaliser (uint64 arithmetic wraps mod 2^64)."""
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
-
-
-@jit
-def _key(seed, step, layer):
-    """k = mix(mix(mix(seed + G) + (step+1) G) + (layer+1) G)."""
-    k = _mix64(np.uint64(seed) + _G)
-    k = _mix64(k + np.uint64(step + 1) * _G)
-    return _mix64(k + np.uint64(layer + 1) * _G)
+# The dropout hash (SplitMix64 key and u_i) is formulas.py's, shared with the CUDA backend.
+_dropout_key, _dropout_uniform = _formulas.dropout_key, _formulas.dropout_uniform
 
 
 @jit
@@ -420,14 +405,13 @@ def _dropout(x, keep, seed, step, layer):
 @jit
 def _dropout_rows(x, r0, keep, seed, step, layer):
     """_dropout on rows r0, r0+1, ... of a buffer, given as x: element (i, j) draws counter (r0 + i) n + j."""
-    key = _key(seed, step, layer)  # uint64 throughout: mixing in a signed int would give float64
+    key = _dropout_key(seed, step, layer)
     B, n = x.shape
     scale = x.dtype.type(1.0 / keep)
     zero = x.dtype.type(0)
     for i in range(B):
         for j in range(n):
-            idx = np.uint64((r0 + i) * n + j + 1)
-            u = float(_mix64(key + idx * _G) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+            u = _dropout_uniform(key, (r0 + i) * n + j)
             x[i, j] = x[i, j] * scale if u < keep else zero
 
 
