@@ -72,6 +72,9 @@ def _kernel_cases(be_name: str, dtype: np.dtype, B: int, n_in: int, n_out: int) 
     z_host = rng.standard_normal((B, n_out)).astype(dt)
     z = be.to_device(z_host)
     no_alpha = be.to_device(np.zeros(0, dt))
+    # alpha_j of the parametrised activations, at their defaults (LeakyReLU's slope, ELU's alpha)
+    alphas = {codes.LEAKY_RELU: be.to_device(np.full(n_out, codes.LEAKY_SLOPE, dt)),
+              codes.ELU: be.to_device(np.full(n_out, codes.ELU_ALPHA, dt))}
     out = be.empty((B, n_out), dt)
     host = be.to_host
 
@@ -83,11 +86,12 @@ def _kernel_cases(be_name: str, dtype: np.dtype, B: int, n_in: int, n_out: int) 
     for name, code in [*codes.ACTIVATIONS.items(), ("softmax", codes.SOFTMAX)]:
         if name in ("identity", "prelu"):
             continue
-        yield Case(f"activate {name} {size}", be_name, lambda c=code: be.activate(c, z, no_alpha, out),
+        alpha = alphas.get(code, no_alpha)
+        yield Case(f"activate {name} {size}", be_name, lambda c=code, al=alpha: be.activate(c, z, al, out),
                    lambda: host(out).copy())
         if name != "softmax":
             yield Case(f"activation_derivative {name} {size}", be_name,
-                       lambda c=code: be.activation_derivative(c, z, no_alpha, out), lambda: host(out).copy())
+                       lambda c=code, al=alpha: be.activation_derivative(c, z, al, out), lambda: host(out).copy())
     delta_next = be.to_device(rng.standard_normal((B, n_in)).astype(dt))
     W_next = be.to_device((rng.standard_normal((n_out, n_in)) * 0.05).astype(dt))
     yield Case(f"propagate_delta relu {size}", be_name,

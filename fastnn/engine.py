@@ -18,8 +18,8 @@ from types import ModuleType
 
 import numpy as np
 
-from fastnn.kernels import contract
-from fastnn.kernels.codes import SIGMOID, SOFTMAX
+from fastnn.kernels import contract, numpy_ref
+from fastnn.kernels.codes import LEARNED, SIGMOID, SOFTMAX
 from fastnn.kernels.contract import EpochStats
 
 
@@ -71,7 +71,11 @@ class Hyper:
 
 @dataclass
 class Params:
-    """Trainable parameters: W (n_in, n_out), b (n_out,), alpha (n_out,) for PReLU else (0,)."""
+    """Parameters: W (n_in, n_out), b (n_out,), alpha (n_out,) for LeakyReLU, ELU and PReLU layers else (0,).
+
+    alpha_j is the activation's parameter per unit: a fixed slope (LeakyReLU) or alpha (ELU), or
+    PReLU's learned slope; only PReLU's is trained (it alone gets a gradient buffer).
+    """
 
     W: list
     b: list
@@ -188,7 +192,7 @@ def update(be, p: Params, grads: tuple[list, list, list], velocity: Params, hype
     """W <- W - lr dW (with momentum: v <- mu v - lr dW; W <- W + v), for W, b and PReLU alpha."""
     for params, g, v in zip((p.W, p.b, p.alpha), grads, (velocity.W, velocity.b, velocity.alpha)):
         for w_l, g_l, v_l in zip(params, g, v):
-            if w_l.size:
+            if g_l.size:  # an empty gradient: no parameter, or a fixed alpha_j (LeakyReLU, ELU)
                 be.sgd_update(w_l, g_l, v_l, hyper.lr, hyper.momentum, hyper.nesterov)
 
 
@@ -206,9 +210,7 @@ def count_correct(spec: NetSpec, out: np.ndarray, labels: np.ndarray) -> int:
 
 def predict_labels(spec: NetSpec, out: np.ndarray) -> np.ndarray:
     """Class labels from output activations: argmax, or a > 1/2 for a single sigmoid unit."""
-    if spec.acts[-1] == SIGMOID and out.shape[1] == 1:
-        return (out[:, 0] > 0.5).astype(np.int64)
-    return np.argmax(out, axis=1)
+    return numpy_ref.predicted_labels(out, threshold=spec.acts[-1] == SIGMOID and out.shape[1] == 1)
 
 
 def is_classifier(spec: NetSpec) -> bool:
@@ -216,8 +218,8 @@ def is_classifier(spec: NetSpec) -> bool:
 
 
 def make_grad_buffers(be, spec: NetSpec, p: Params) -> list:
-    """dalpha buffers: (n_out,) for PReLU layers, (0,) elsewhere, like Params.alpha."""
-    return [be.empty(a.shape, spec.dtype) for a in p.alpha]
+    """dalpha buffers: (n_out,) for PReLU layers, whose alpha is learned, and (0,) elsewhere."""
+    return [be.empty(a.shape if act in LEARNED else (0,), spec.dtype) for a, act in zip(p.alpha, spec.acts)]
 
 
 def run_epoch(be, spec: NetSpec, p: Params, velocity: Params, ws: Workspace, X, Y, labels,
@@ -230,6 +232,7 @@ def run_epoch(be, spec: NetSpec, p: Params, velocity: Params, ws: Workspace, X, 
     """
     n = len(order)
     stats = EpochStats(grad_norm_sum=np.zeros(spec.n_layers))
+    batch_losses = []
     dalpha = make_grad_buffers(be, spec, p)
     for k, start in enumerate(range(0, n, batch_size)):
         idx = order[start:start + batch_size]
@@ -244,12 +247,14 @@ def run_epoch(be, spec: NetSpec, p: Params, velocity: Params, ws: Workspace, X, 
             break
         backward(be, spec, p, ws, xb, yb, hyper, step, dalpha)
         update(be, p, (ws.dW, ws.db, dalpha), velocity, hyper)
+        batch_losses.append(batch_loss)
         stats.loss_sum += batch_loss * B
         stats.n_seen += B
         stats.n_batches += 1
         stats.grad_norm_sum += [float(np.linalg.norm(be.to_host(dW))) for dW in ws.dW]
         if labels is not None:
             stats.correct += count_correct(spec, be.to_host(out), labels[idx])
+    stats.batch_loss = np.array(batch_losses, dtype=np.float64)
     return stats
 
 

@@ -45,6 +45,8 @@ def gradient_check(model: MLP, X, y, eps: float = 1e-6, max_per_array: int | Non
     groups = [("W", model.weights, dW), ("b", model.biases, db), ("alpha", model.alphas, dalpha)]
     for kind, params, grads in groups:
         for l, (P, G) in enumerate(zip(params, grads)):
+            if G.size == 0:  # no gradient: a fixed alpha_j (LeakyReLU slope, ELU alpha) is not a parameter
+                continue
             flat_idx = np.arange(P.size)
             if max_per_array is not None and P.size > max_per_array:
                 flat_idx = rng.choice(P.size, max_per_array, replace=False)

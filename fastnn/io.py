@@ -68,7 +68,10 @@ def load(path: str | os.PathLike, backend: str | None = None) -> MLP:
     try:
         model.weights = [data[f"W{l}"] for l in range(n)]
         model.biases = [data[f"b{l}"] for l in range(n)]
-        model.alphas = [data[f"alpha{l}"] for l in range(n)]
+        # Files from before leaky_slope / elu_alpha were settable hold (0,) for those layers: their
+        # fixed alpha_j was the default, which the model just built from that config already holds.
+        model.alphas = [data[f"alpha{l}"] if data[f"alpha{l}"].size or not model.alphas[l].size
+                        else model.alphas[l] for l in range(n)]
     except KeyError as exc:
         raise _bad(path, f"array {exc} is missing") from None
     except ValueError as exc:

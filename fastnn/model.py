@@ -36,8 +36,8 @@ class MLP:
     ----------
     layers : sizes, input first, e.g. ``[784, 256, 128, 10]``.
     activation : hidden activation name, or one per hidden layer: sigmoid, tanh, relu,
-        leaky_relu (slope 0.01), prelu (learnable slope per unit, starts at 0.25), elu (alpha 1),
-        identity.
+        leaky_relu (slope ``leaky_slope``), prelu (learnable slope per unit, starts at 0.25),
+        elu (``elu_alpha``), identity.
     output : output activation: softmax, sigmoid or identity.
     loss : cross_entropy (softmax), binary_cross_entropy (sigmoid) or mse; default from ``output``.
         Per sample: MSE J = 1/2 sum_j (a_j - y_j)^2; CE J = -sum_j y_j ln a_j;
@@ -52,6 +52,9 @@ class MLP:
     dtype : "float32" (fast, default) or "float64" (for gradient checks), used end to end.
     seed : seeds initialisation, shuffling, dropout masks and data augmentation; None draws one
         at random.
+    leaky_slope : the LeakyReLU slope for z < 0, f(z) = leaky_slope z (default 0.01); fixed, not
+        trained (use prelu for a learned slope).  Saved with the model.
+    elu_alpha : ELU's alpha, f(z) = elu_alpha (e^z - 1) for z < 0 (default 1); fixed, saved with the model.
     residual : add skip connections, a_l = f(z_l) + a_{l-1}, to every hidden layer after the
         first whose width equals the previous hidden layer's (e.g. all but the first hidden layer
         of ``[784, 64, 64, 64, 10]``); needs at least one such pair.  Residual networks train
@@ -74,6 +77,8 @@ class MLP:
         dtype: str | np.dtype = "float32",
         seed: int | None = None,
         residual: bool = False,
+        leaky_slope: float = codes.LEAKY_SLOPE,
+        elu_alpha: float = codes.ELU_ALPHA,
     ) -> None:
         self.layers = self._check_layers(layers)
         n_hidden = len(self.layers) - 2
@@ -112,6 +117,10 @@ class MLP:
                                    hint="it is the probability of dropping a unit; 0.5 is classic")
         self.input_dropout = check_float("input_dropout", input_dropout, 0.0, 1.0, high_open=True,
                                          hint="it is the probability of dropping an input; 0.2 is classic")
+        self.leaky_slope = check_float("leaky_slope", leaky_slope, 0.0, 1.0, high_open=True,
+                                       hint="it is the slope for z < 0; 0.01 is classic, 0.1-0.3 also common")
+        self.elu_alpha = check_float("elu_alpha", elu_alpha, 0.0, np.inf, low_open=True, high_open=True,
+                                     hint="it scales e^z - 1 for z < 0; 1 is classic")
         self.dtype = check_dtype(dtype)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (1 << 63))
@@ -130,7 +139,7 @@ class MLP:
         dt = self.dtype
         W = [_init_weights(init, m, n, rng).astype(dt) for m, n in zip(self.layers[:-1], self.layers[1:])]
         b = [np.zeros(n, dtype=dt) for n in self.layers[1:]]
-        alpha = [np.full(n, codes.PRELU_INIT, dtype=dt) if c == codes.PRELU else np.zeros(0, dtype=dt)
+        alpha = [np.full(n, self._alpha_start(c), dtype=dt) if c in codes.PARAMETRISED else np.zeros(0, dtype=dt)
                  for n, c in zip(self.layers[1:], self._spec.acts)]
         self._params = Params(W, b, alpha)
         self._shuffle_rng = np.random.default_rng([self.seed, 1])  # continues across fit() calls
@@ -183,7 +192,12 @@ class MLP:
             "loss": self.loss_name, "init": self.init, "l1": self.l1, "l2": self.l2,
             "dropout": self.dropout, "input_dropout": self.input_dropout,
             "dtype": self.dtype.name, "seed": self.seed, "residual": self.residual,
+            "leaky_slope": self.leaky_slope, "elu_alpha": self.elu_alpha,
         }
+
+    def _alpha_start(self, act: int) -> float:
+        """alpha_j of every unit of a new layer: the fixed LeakyReLU slope or ELU alpha, or PReLU's start."""
+        return {codes.LEAKY_RELU: self.leaky_slope, codes.ELU: self.elu_alpha, codes.PRELU: codes.PRELU_INIT}[act]
 
     def __repr__(self) -> str:
         cfg = self.get_config()
@@ -215,7 +229,11 @@ class MLP:
 
     @property
     def alphas(self) -> list[np.ndarray]:
-        """PReLU slopes per layer: (n_out,) for a prelu layer, an empty array elsewhere."""
+        """alpha_j per layer: (n_out,) for a leaky_relu, elu or prelu layer, an empty array elsewhere.
+
+        A prelu layer's slopes are learned; a leaky_relu layer's slope (``leaky_slope``) and an elu
+        layer's alpha (``elu_alpha``) stay fixed during training.
+        """
         return self._params.alpha
 
     @alphas.setter
@@ -238,8 +256,9 @@ class MLP:
 
     @property
     def n_params(self) -> int:
-        """Number of trainable parameters (weights, biases and PReLU slopes)."""
-        return sum(a.size for a in self._params.arrays())
+        """Number of trainable parameters (weights, biases and PReLU slopes; fixed alpha_j not counted)."""
+        learned = sum(a.size for a, act in zip(self._params.alpha, self._spec.acts) if act in codes.LEARNED)
+        return sum(a.size for a in (*self._params.W, *self._params.b)) + learned
 
     def summary(self) -> str:
         """A table of the layers with their parameter counts (also printed)."""
@@ -247,8 +266,11 @@ class MLP:
         rows.append(("input", f"{self.layers[0]}", "", "", "", ""))
         names = self.activation + [self.output]
         for l, (m, n) in enumerate(zip(self.layers[:-1], self.layers[1:])):
-            extra = self._params.alpha[l].size
-            act = names[l] + (f" (+{extra} slopes)" if extra else "") + (" + skip" if self._spec.skip[l] else "")
+            extra = self._params.alpha[l].size if self._spec.acts[l] in codes.LEARNED else 0
+            fixed = {codes.LEAKY_RELU: f" (slope {self.leaky_slope:g})",
+                     codes.ELU: f" (alpha {self.elu_alpha:g})"}.get(self._spec.acts[l], "")
+            act = (names[l] + fixed + (f" (+{extra} slopes)" if extra else "")
+                   + (" + skip" if self._spec.skip[l] else ""))
             rows.append((f"dense {l + 1}", f"{m} -> {n}", act, f"{m * n:,}", f"{n:,}", f"{m * n + n + extra:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         line = "-" * (sum(widths) + 2 * (len(widths) - 1))
@@ -260,7 +282,8 @@ class MLP:
         text = "\n".join([fmt(rows[0]), line, *map(fmt, rows[1:]), line,
                           f"total: {self.n_params:,} parameters ({n_w:,} weights, {n_b:,} biases"
                           + (f", {self.n_params - n_w - n_b:,} PReLU slopes" if self.n_params - n_w - n_b else "")
-                          + f"), loss {self.loss_name}, {self.dtype.name}, backend {self.backend}"])
+                          + f"), loss {self.loss_name}{' (1/2 squared error)' if self.loss_name == 'mse' else ''}, "
+                          f"{self.dtype.name}, backend {self.backend}"])
         print(text)
         return text
 

@@ -158,7 +158,7 @@ def trace(model: MLP | None = None, x: object = None, y: object = None, lr: floa
         y = [y]  # one sample, one label or target
     Y, _ = model._Y(y, X.shape[0], "y")
     run = _one_step(model, X, Y, lr)
-    steps = _parameter_steps(run) + _forward_steps(model, run) + _loss_steps(run) + _backward_steps(model, run)
+    steps = _parameter_steps(model, run) + _forward_steps(model, run) + _loss_steps(run) + _backward_steps(model, run)
     steps += _update_steps(run)
     B = X.shape[0]
     arch = "-".join(map(str, model.layers))
@@ -225,14 +225,14 @@ def _one_step(model: MLP, X: np.ndarray, Y: np.ndarray, lr: float) -> _Step:
                  [host(a) for a in p.arrays()])
 
 
-def _parameter_steps(run: _Step) -> list[TraceStep]:
+def _parameter_steps(model: MLP, run: _Step) -> list[TraceStep]:
     L = run.spec.n_layers
     W0, b0, al0 = run.start[:L], run.start[L:2 * L], run.start[2 * L:]
     steps = []
     for l in range(1, L + 1):
         steps.append(TraceStep("parameters", l, f"W{l}", f"W{l}", W0[l - 1]))
         steps.append(TraceStep("parameters", l, f"b{l}", f"b{l}", b0[l - 1]))
-        if al0[l - 1].size:
+        if run.spec.acts[l - 1] in codes.LEARNED:  # fixed alpha_j appear in f's formula instead
             steps.append(TraceStep("parameters", l, f"alpha{l}", f"alpha{l} (PReLU slopes)", al0[l - 1]))
     return steps
 
@@ -282,7 +282,9 @@ def _backward_steps(model: MLP, run: _Step) -> list[TraceStep]:
                 rhs = f"g{l}"
             else:
                 rhs = f"(delta{l + 1} W{l + 1}^T)"
-            add(l, f"fprime{l}", f"{f}'(z{l}) = {_numbered(codes.ACTIVATION_TEXT[f][1], l)}", run.fprime[l - 1])
+            fixed = {"leaky_relu": model.leaky_slope, "elu": model.elu_alpha}.get(f)
+            add(l, f"fprime{l}", f"{f}'(z{l}) = {_numbered(codes.activation_text(f, fixed)[1], l)}",
+                run.fprime[l - 1])
             add(l, f"delta{l}", f"delta{l} = {f}'(z{l}) * {rhs}", run.delta[l - 1])
         reg_eq = (" + l2 W" if model.l2 else "") + (" + l1 sign(W)" if model.l1 else "")
         add(l, f"dW{l}", f"dW{l} = dJ/dW{l} = a{l - 1}^T delta{l} / B{reg_eq}", run.grads[0][l - 1])

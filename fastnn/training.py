@@ -51,7 +51,12 @@ REFERENCE_ROWS = 1024
 
 @dataclass
 class History:
-    """Per-epoch record of a fit: losses, accuracies (NaN for regression), gradient norms, times."""
+    """Per-epoch record of a fit: losses, accuracies (NaN for regression), gradient norms, times.
+
+    ``loss`` is each epoch's mean training loss (with the L1/L2 penalty; for ``mse`` half the squared
+    error, see fastnn.losses); ``batch_loss`` holds, per epoch, the loss of every mini-batch in the
+    order trained (the weights moved between them), whose mean weighted by batch size is ``loss``.
+    """
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -60,6 +65,7 @@ class History:
     grad_norms_list: list[np.ndarray] = field(default_factory=list)
     epoch_time: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # the learning rate of each epoch (lr_schedule)
+    batch_loss: list[np.ndarray] = field(default_factory=list)  # per epoch: each mini-batch's loss
     stopped_early: bool = False
     best_epoch: int | None = None  # set by early stopping: 1 for the first epoch, as the log counts
     diverged: bool = False
@@ -77,6 +83,7 @@ class History:
             self.val_loss.append(logs["val_loss"])
             self.val_accuracy.append(logs["val_accuracy"])
         self.grad_norms_list.append(stats.grad_norm_sum / max(stats.n_batches, 1))
+        self.batch_loss.append(np.asarray(stats.batch_loss, dtype=np.float64))
         self.epoch_time.append(seconds)
 
     @property
@@ -85,6 +92,11 @@ class History:
         if not self.grad_norms_list:
             return np.zeros((0, 0))
         return np.vstack(self.grad_norms_list)
+
+    @property
+    def iteration_loss(self) -> np.ndarray:
+        """Every mini-batch's loss, all epochs in one array (iteration i = batch i of the whole fit)."""
+        return np.concatenate(self.batch_loss) if self.batch_loss else np.zeros(0)
 
     @property
     def history(self) -> dict[str, list[float]]:

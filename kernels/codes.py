@@ -10,9 +10,10 @@ from __future__ import annotations
 
 __all__ = [
     "IDENTITY", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "ELU", "PRELU", "SOFTMAX",
-    "LEAKY_SLOPE", "ELU_ALPHA", "PRELU_INIT", "ACTIVATIONS", "OUTPUTS",
+    "LEAKY_SLOPE", "ELU_ALPHA", "PRELU_INIT", "PARAMETRISED", "LEARNED", "ACTIVATIONS", "OUTPUTS",
     "MSE", "CROSS_ENTROPY", "BINARY_CROSS_ENTROPY", "LOSSES", "OUTPUT_LOSSES",
-    "ACTIVATION_NAMES", "LOSS_NAMES", "ACTIVATION_TEXT", "LOSS_TEXT", "activation_code", "output_code", "loss_code",
+    "ACTIVATION_NAMES", "LOSS_NAMES", "ACTIVATION_TEXT", "LOSS_TEXT", "activation_text",
+    "activation_code", "output_code", "loss_code",
 ]
 
 # Activation codes.  Hidden layers may use any of the first seven; SOFTMAX is output-only.
@@ -20,11 +21,18 @@ IDENTITY = 0
 SIGMOID = 1
 TANH = 2
 RELU = 3
-LEAKY_RELU = 4  # slope LEAKY_SLOPE for z < 0
-ELU = 5  # alpha ELU_ALPHA
+LEAKY_RELU = 4  # fixed slope alpha_j for z < 0 (the layer's `alpha` vector, LEAKY_SLOPE by default)
+ELU = 5  # fixed alpha_j (the layer's `alpha` vector, ELU_ALPHA by default)
 PRELU = 6  # learnable slope per unit (the layer's `alpha` vector)
 SOFTMAX = 7
 
+# The activations whose formula takes a parameter per unit, alpha_j: every kernel reads it from the
+# layer's `alpha` vector, so one code path serves a fixed LeakyReLU slope, a fixed ELU alpha and
+# PReLU's learned slopes.  Only LEARNED ones get a gradient and an update.
+PARAMETRISED = (LEAKY_RELU, ELU, PRELU)
+LEARNED = (PRELU,)
+
+# Defaults of the fixed parameters (MLP(leaky_slope=..., elu_alpha=...) sets them per model).
 LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0
 PRELU_INIT = 0.25  # He et al. (2015), "Delving deep into rectifiers"
@@ -65,16 +73,28 @@ def _times(c: float, expr: str) -> str:
     return expr if c == 1 else f"{c:g} {expr}"
 
 
-ACTIVATION_TEXT: dict[str, tuple[str, str]] = {  # name -> (f(z), f'(z))
+def activation_text(name: str, alpha: float | None = None) -> tuple[str, str]:
+    """(f(z), f'(z)) of activation ``name`` as text; ``alpha``: a fixed LeakyReLU slope or ELU alpha to
+    write in (None: the default; PReLU's learned slopes always read ``alpha``)."""
+    if name == "leaky_relu":
+        c = LEAKY_SLOPE if alpha is None else alpha
+        return f"z if z > 0 else {c:g} z", f"1 if z > 0 else {c:g}"
+    if name == "elu":
+        c = ELU_ALPHA if alpha is None else alpha
+        return f"z if z > 0 else {_times(c, '(e^z - 1)')}", f"1 if z > 0 else {_times(c, 'e^z')}"
+    return _FIXED_TEXT[name]
+
+
+_FIXED_TEXT: dict[str, tuple[str, str]] = {
     "identity": ("z", "1"),
     "sigmoid": ("1 / (1 + e^-z)", "a (1 - a)"),
     "tanh": ("tanh(z)", "1 - a^2"),
     "relu": ("max(z, 0)", "[z > 0]"),
-    "leaky_relu": (f"z if z > 0 else {LEAKY_SLOPE:g} z", f"1 if z > 0 else {LEAKY_SLOPE:g}"),
-    "elu": (f"z if z > 0 else {_times(ELU_ALPHA, '(e^z - 1)')}", f"1 if z > 0 else {_times(ELU_ALPHA, 'e^z')}"),
     "prelu": ("z if z > 0 else alpha z", "1 if z > 0 else alpha"),
     "softmax": ("e^z_j / sum_k e^z_k", "a_j ([j = k] - a_k)   (the Jacobian)"),
 }
+ACTIVATION_TEXT: dict[str, tuple[str, str]] = {  # name -> (f(z), f'(z)) with the default parameters
+    name: activation_text(name) for name in (*ACTIVATIONS, "softmax")}
 LOSS_TEXT: dict[int, str] = {  # the per-sample loss J_b; the reported loss is its mean over the batch
     MSE: "1/2 sum_j (a_j - y_j)^2",
     CROSS_ENTROPY: "-sum_j y_j ln a_j",

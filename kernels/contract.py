@@ -77,6 +77,9 @@ class EpochStats:
     grad_norm_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per layer, summed over batches
     n_batches: int = 0
     diverged: bool = False  # a batch loss was NaN or inf; the epoch stopped before updating with it
+    # each completed batch's regularised mean loss, in order (n_batches entries; chunks concatenate):
+    # loss_sum is their sum weighted by the batch sizes
+    batch_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 # --------------------------------------------------------------------------- optional hooks

@@ -23,7 +23,7 @@ from fastnn.kernels.contract import EpochStats
 from fastnn.kernels.numpy_ref import GOLDEN, assign, empty, to_device, to_host  # noqa: F401 - re-exports
 
 NAME = "cython"
-_ABI_VERSION = 2  # must equal _kernels.ABI_VERSION: a different value means a stale build
+_ABI_VERSION = 3  # must equal _kernels.ABI_VERSION: a different value means a stale build
 
 _FIX = ("rebuild it from fastnn's source folder with a C compiler present: pip install -e . "
         "(pip install -v shows the build log; its 'fastnn:' lines say what went wrong)")
@@ -241,18 +241,23 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
         X=np.ascontiguousarray(X, dtype=dt), Y=np.ascontiguousarray(Y, dtype=dt),
         labels=None if labels is None else np.ascontiguousarray(labels, dtype=np.int64),
         order=np.ascontiguousarray(order, dtype=np.int64), xbuf=ws.x, ybuf=ws.y)
+    none = np.zeros(0, dtype=dt)  # a fixed alpha_j (LeakyReLU, ELU) has no velocity and no gradient
+    learned = [act in codes.LEARNED for act in spec.acts]
     layers = [
         _epoch.LayerArrays(act=act, W=p.W[l], b=p.b[l], alpha=p.alpha[l],
-                           vW=velocity.W[l], vb=velocity.b[l], valpha=velocity.alpha[l],
+                           vW=velocity.W[l], vb=velocity.b[l], valpha=velocity.alpha[l] if learned[l] else none,
                            z=ws.z[l], a=ws.a[l], delta=ws.delta[l], g=ws.g[l],
-                           dW=ws.dW[l], db=ws.db[l], dalpha=np.empty(p.alpha[l].shape, dtype=dt))
+                           dW=ws.dW[l], db=ws.db[l], dalpha=np.empty(p.alpha[l].shape if learned[l] else 0, dt))
         for l, act in enumerate(spec.acts)
     ]
     sparse = _epoch.SparseArrays._make(sparse_input.buffers(data.X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
     grad_norm_sum = np.zeros(spec.n_layers)
+    batch_loss = np.zeros(max(-(-len(order) // batch_size), 1))
     threads = team_size(spec, batch_size)
     with team.blas_held(threads):
         totals = _epoch.train_epoch(data, layers, hyper, spec.loss, int(batch_size), int(step0), grad_norm_sum,
-                                    sparse, threads=threads)
+                                    batch_loss, sparse, threads=threads)
+    n_batches = int(totals.n_batches)
     return EpochStats(loss_sum=float(totals.loss_sum), correct=int(totals.correct), n_seen=int(totals.n_seen),
-                      grad_norm_sum=grad_norm_sum, n_batches=int(totals.n_batches), diverged=bool(totals.diverged))
+                      grad_norm_sum=grad_norm_sum, n_batches=n_batches, diverged=bool(totals.diverged),
+                      batch_loss=batch_loss[:n_batches])

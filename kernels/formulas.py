@@ -23,9 +23,7 @@ import numpy as np
 from fastnn.kernels.codes import (
     CROSS_ENTROPY,
     ELU,
-    ELU_ALPHA,
     LEAKY_RELU,
-    LEAKY_SLOPE,
     MSE,
     PRELU,
     RELU,
@@ -99,7 +97,7 @@ def compile_with(decorate, vector_math=None) -> Formulas:
 
     @decorate
     def f(act, z, alpha):
-        """a = f(z) for one element (alpha: this unit's PReLU slope)."""
+        """a = f(z) for one element (alpha: this unit's LeakyReLU / PReLU slope or ELU alpha)."""
         if act == RELU:
             return z if z > 0 else 0.0 * z
         if act == SIGMOID:
@@ -107,9 +105,9 @@ def compile_with(decorate, vector_math=None) -> Formulas:
         if act == TANH:
             return tanh(z)
         if act == LEAKY_RELU:
-            return z if z > 0 else LEAKY_SLOPE * z
+            return z if z > 0 else alpha * z
         if act == ELU:
-            return z if z > 0 else ELU_ALPHA * expm1(z)
+            return z if z > 0 else alpha * expm1(z)
         if act == PRELU:
             return z if z > 0 else alpha * z
         return z  # IDENTITY
@@ -125,22 +123,22 @@ def compile_with(decorate, vector_math=None) -> Formulas:
             t = tanh(z)
             return 1.0 - t * t
         if act == LEAKY_RELU:
-            return 1.0 if z > 0 else LEAKY_SLOPE
+            return 1.0 if z > 0 else alpha
         if act == ELU:
-            return 1.0 if z > 0 else ELU_ALPHA * exp(z)
+            return 1.0 if z > 0 else alpha * exp(z)
         if act == PRELU:
             return 1.0 if z > 0 else alpha
         return 1.0  # IDENTITY
 
     @decorate
     def f_at(act, z, alpha, i, j):
-        """f(z_ij); alpha holds a slope per unit for PReLU and nothing otherwise."""
-        return f(act, z[i, j], alpha[j] if act == PRELU else 0.0)
+        """f(z_ij); alpha holds a parameter per unit for leaky_relu, elu, prelu and nothing otherwise."""
+        return f(act, z[i, j], alpha[j] if (act == PRELU or act == LEAKY_RELU or act == ELU) else 0.0)
 
     @decorate
     def df_at(act, z, alpha, i, j):
-        """f'(z_ij); alpha holds a slope per unit for PReLU and nothing otherwise."""
-        return df(act, z[i, j], alpha[j] if act == PRELU else 0.0)
+        """f'(z_ij); alpha holds a parameter per unit for leaky_relu, elu, prelu and nothing otherwise."""
+        return df(act, z[i, j], alpha[j] if (act == PRELU or act == LEAKY_RELU or act == ELU) else 0.0)
 
     # ------------------------------------------------------------------ the update
 

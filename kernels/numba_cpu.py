@@ -24,6 +24,7 @@ from fastnn.kernels.codes import (
     ELU,
     IDENTITY,
     LEAKY_RELU,
+    LEARNED,
     MSE,
     PRELU,
     RELU,
@@ -120,11 +121,17 @@ def _add_bias(z, b):
 
 
 @jit(inline="always")
+def _alpha_at(act, alpha, j):
+    """alpha_j for the activations with a parameter per unit (leaky_relu, elu, prelu); 0 for the others."""
+    return alpha[j] if (act == PRELU or act == LEAKY_RELU or act == ELU) else 0.0
+
+
+@jit(inline="always")
 def _map_f(act, z, alpha, a):
     """a = f(z) elementwise, for a constant activation code."""
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
-            a[i, j] = _f(act, z[i, j], alpha[j] if act == PRELU else 0.0)
+            a[i, j] = _f(act, z[i, j], _alpha_at(act, alpha, j))
 
 
 @jit(inline="always")
@@ -132,7 +139,7 @@ def _map_df(act, z, alpha, g, delta):
     """delta = f'(z) * g elementwise, for a constant activation code (g may alias delta)."""
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
-            delta[i, j] = _df(act, z[i, j], alpha[j] if act == PRELU else 0.0) * g[i, j]
+            delta[i, j] = _df(act, z[i, j], _alpha_at(act, alpha, j)) * g[i, j]
 
 
 @jit
@@ -698,7 +705,7 @@ def _part_update(t, nt, l, net, Gc, cols, m, inv_b, l1, l2, lr, mu, nesterov, sq
         sq_t[t] = _step(Ws[l][p0:p1], dWs[l][p0:p1], vWs[l][p0:p1], inv_b, l1, l2, lr, mu, nesterov)
     c0, c1 = _part(n_out, t, nt), _part(n_out, t + 1, nt)
     _step(bs[l][c0:c1], dbs[l][c0:c1], vbs[l][c0:c1], inv_b, 0.0, 0.0, lr, mu, nesterov)
-    if alphas[l].shape[0] > 0 and t == 0:
+    if dalphas[l].shape[0] > 0 and t == 0:  # PReLU's learned slopes (fixed ones have no gradient)
         _sgd_update(alphas[l], dalphas[l], valphas[l], lr, mu, nesterov)
 
 
@@ -754,8 +761,11 @@ def _merge_flags(flags_t, flags, cols):
 
 
 @jit
-def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0, batch_size, grad_norm_sum, team):
+def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0, batch_size, grad_norm_sum,
+           batch_losses, team):
     """One epoch of mini-batch SGD; returns (loss_sum, correct, n_seen, n_batches, diverged).
+
+    batch_losses[k] is set to batch k's loss (up to the first non-finite one).
 
     team: (flags_t, loss_t, correct_t, sq_t), one row or entry per thread; one entry: no threads.
     """
@@ -832,6 +842,7 @@ def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0,
             for u in range(nt):
                 sq += sq_t[u]
             grad_norm_sum[l] += math.sqrt(sq)
+        batch_losses[k] = batch_loss
         loss_sum += batch_loss * B
         n_seen += B
         n_batches += 1
@@ -872,7 +883,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     """A whole epoch in one compiled call; same signature and results as fastnn.engine.run_epoch."""
     dt = spec.dtype
     no_labels = np.zeros(0, dtype=np.int64)
-    dalpha = [np.empty(a.shape, dtype=dt) for a in p.alpha]
+    dalpha = [np.empty(a.shape if act in LEARNED else 0, dtype=dt) for a, act in zip(p.alpha, spec.acts)]
     data = (X, Y, no_labels if labels is None else np.ascontiguousarray(labels, dtype=np.int64),
             np.ascontiguousarray(order, dtype=np.int64))
     params = (_tl(p.W), _tl(p.b), _tl(p.alpha))
@@ -881,12 +892,13 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     h = (float(hyper.lr), float(hyper.momentum), float(hyper.nesterov), float(hyper.l1), float(hyper.l2),
          float(hyper.keep_input), float(hyper.keep_hidden))
     gn = np.zeros(spec.n_layers)
+    batch_losses = np.zeros(max(-(-len(order) // batch_size), 1))
     nt = team_size(spec, batch_size)
     partials = (np.zeros((nt, X.shape[1]), dtype=np.uint8), np.zeros(nt), np.zeros(nt, dtype=np.int64), np.zeros(nt))
     args = (data, np.array(spec.acts, dtype=np.int64), spec.loss, params, vel, bufs,
             sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt), h,
-            np.uint64(hyper.seed), np.int64(step0), batch_size, gn, partials)
+            np.uint64(hyper.seed), np.int64(step0), batch_size, gn, batch_losses, partials)
     with team.blas_held(nt):
         loss_sum, correct, n_seen, n_batches, diverged = _epoch(*args)
     return EpochStats(loss_sum=loss_sum, correct=int(correct), n_seen=int(n_seen), grad_norm_sum=gn,
-                      n_batches=int(n_batches), diverged=bool(diverged))
+                      n_batches=int(n_batches), diverged=bool(diverged), batch_loss=batch_losses[:n_batches])

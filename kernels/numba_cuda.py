@@ -44,6 +44,7 @@ from fastnn.kernels.codes import (
     ELU,
     IDENTITY,
     LEAKY_RELU,
+    LEARNED,
     MSE,
     PRELU,
     RELU,
@@ -751,7 +752,7 @@ def _update(p, velocity, ws, dalpha, hyper) -> None:
     for l in range(len(p.W)):
         sgd_update(p.W[l], ws.dW[l], velocity.W[l], hyper.lr, hyper.momentum, hyper.nesterov)
         sgd_update(p.b[l], ws.db[l], velocity.b[l], hyper.lr, hyper.momentum, hyper.nesterov)
-        if p.alpha[l].size:
+        if dalpha[l].size:  # PReLU's learned slopes (a fixed alpha_j has no gradient)
             sgd_update(p.alpha[l], dalpha[l], velocity.alpha[l], hyper.lr, hyper.momentum, hyper.nesterov)
 
 
@@ -764,6 +765,7 @@ def _epoch_stats(record: _EpochRecord, n: int, batch_size: int) -> EpochStats:
     penalties = record.penalty.copy_to_host().reshape(n_batches, L) if record.penalty is not None else None
     hit = record.hits.copy_to_host() if record.hits is not None else None
     stats = EpochStats(grad_norm_sum=np.zeros(L))
+    batch_losses = []
     for k in range(n_batches):
         start = k * batch_size
         B = min(batch_size, n - start)
@@ -773,12 +775,14 @@ def _epoch_stats(record: _EpochRecord, n: int, batch_size: int) -> EpochStats:
         if not math.isfinite(batch_loss):
             stats.diverged = True
             break
+        batch_losses.append(batch_loss)
         stats.loss_sum += batch_loss * B
         stats.n_seen += B
         stats.n_batches += 1
         stats.grad_norm_sum += norms[k]
         if hit is not None:
             stats.correct += int(np.count_nonzero(hit[start:start + B]))
+    stats.batch_loss = np.array(batch_losses, dtype=np.float64)
     return stats
 
 
@@ -798,7 +802,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     d_order = cuda.to_device(np.ascontiguousarray(order, dtype=np.int64))
     record = _EpochRecord(n, n_batches, spec.n_layers, labelled=dlabels is not None,
                           regularised=float(hyper.l1) != 0.0 or float(hyper.l2) != 0.0)
-    dalpha = [empty(a.shape, spec.dtype) for a in p.alpha]
+    dalpha = [empty(a.shape if act in LEARNED else 0, spec.dtype) for a, act in zip(p.alpha, spec.acts)]
     for k in range(n_batches):
         start = k * batch_size
         B = min(batch_size, n - start)

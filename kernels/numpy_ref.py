@@ -16,10 +16,8 @@ from fastnn.kernels.codes import (
     BINARY_CROSS_ENTROPY,
     CROSS_ENTROPY,
     ELU,
-    ELU_ALPHA,
     IDENTITY,
     LEAKY_RELU,
-    LEAKY_SLOPE,
     MSE,
     PRELU,
     RELU,
@@ -87,7 +85,7 @@ def _sigmoid(z):
 
 
 def activate(act: int, z, alpha, a) -> None:
-    """a = f(z)   (softmax row-wise; ``alpha`` is the PReLU slope per unit, unused otherwise)."""
+    """a = f(z)   (softmax row-wise; ``alpha``: the slope or ELU alpha per unit of leaky_relu, elu, prelu)."""
     if act == IDENTITY:
         a[...] = z
     elif act == SIGMOID:
@@ -97,10 +95,10 @@ def activate(act: int, z, alpha, a) -> None:
     elif act == RELU:
         np.maximum(z, 0, out=a)
     elif act == LEAKY_RELU:
-        a[...] = np.where(z > 0, z, LEAKY_SLOPE * z)
+        a[...] = np.where(z > 0, z, alpha * z)
     elif act == ELU:
         # expm1 of min(z, 0) so the unused branch of np.where cannot overflow
-        a[...] = np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0)))
+        a[...] = np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
     elif act == PRELU:
         a[...] = np.where(z > 0, z, alpha * z)
     elif act == SOFTMAX:
@@ -123,9 +121,9 @@ def activation_derivative(act: int, z, alpha, d) -> None:
     elif act == RELU:
         d[...] = z > 0
     elif act == LEAKY_RELU:
-        d[...] = np.where(z > 0, 1.0, LEAKY_SLOPE)
+        d[...] = np.where(z > 0, 1.0, alpha)
     elif act == ELU:
-        d[...] = np.where(z > 0, 1.0, ELU_ALPHA * np.exp(np.minimum(z, 0)))
+        d[...] = np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0)))
     elif act == PRELU:
         d[...] = np.where(z > 0, 1, alpha)
     else:
@@ -135,22 +133,42 @@ def activation_derivative(act: int, z, alpha, d) -> None:
 # --------------------------------------------------------------------------- loss and output delta
 
 
-def loss_value(loss: int, act: int, z, a, y) -> float:
-    """J = (1/B) sum_b J_b   (mean per-sample loss; logs taken from z so they never see log 0)."""
-    B = z.shape[0]
+def _loss_terms(loss: int, z, a, y) -> np.ndarray:
+    """The (B, n) terms whose row sums are J_b   (logs taken from z so they never see log 0)."""
     if loss == MSE:
         diff = a - y
-        return 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / B
+        return 0.5 * (diff * diff)
     if loss == CROSS_ENTROPY:
         # ln softmax(z)_j = z_j - max(z) - ln sum_k exp(z_k - max(z))
         zs = z - z.max(axis=1, keepdims=True)
         log_a = zs - np.log(np.exp(zs).sum(axis=1, keepdims=True))
-        return -float(np.sum(y * log_a, dtype=np.float64)) / B
+        return -(y * log_a)
     if loss == BINARY_CROSS_ENTROPY:
         # -[y ln s(z) + (1-y) ln(1-s(z))] = max(z,0) - z y + ln(1 + exp(-|z|))
-        per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-        return float(np.sum(per, dtype=np.float64)) / B
+        return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
     raise ValueError(f"unknown loss code {loss}")
+
+
+def sample_loss(loss: int, z, a, y) -> np.ndarray:
+    """J_b for every sample b, float64 (B,).
+
+    MSE: 1/2 sum_j (a_j - y_j)^2;  cross-entropy: -sum_j y_j ln softmax(z)_j;
+    binary cross-entropy: -sum_j [y_j ln s(z_j) + (1 - y_j) ln(1 - s(z_j))].
+    """
+    return np.sum(_loss_terms(loss, z, a, y), axis=1, dtype=np.float64)
+
+
+def loss_value(loss: int, act: int, z, a, y) -> float:
+    """J = (1/B) sum_b J_b   (one pairwise sum over all B x n terms: less rounding than adding up row sums, and
+    the finite-difference gradient checks, which difference two such losses, see it)."""
+    return float(np.sum(_loss_terms(loss, z, a, y), dtype=np.float64)) / z.shape[0]
+
+
+def predicted_labels(a, threshold: bool) -> np.ndarray:
+    """The label rule: argmax_j a_bj per row, or [a_b0 > 1/2] for one sigmoid unit (threshold=True)."""
+    if threshold:
+        return (a[:, 0] > 0.5).astype(np.int64)
+    return np.argmax(a, axis=1)
 
 
 def output_delta(loss: int, act: int, a, y, delta) -> None:
@@ -168,6 +186,16 @@ def output_delta(loss: int, act: int, a, y, delta) -> None:
         delta *= a
     elif act != IDENTITY:
         raise ValueError(f"output activation code {act} is not supported")
+
+
+def softmax_jacobian(a, J) -> None:
+    """J_bjk = da_bj/dz_bk = a_bj ([j = k] - a_bk)   (a = softmax(z), (B, n); J (B, n, n)).
+
+    output_delta never builds it: it multiplies by it, dJ/dz = a * (g - sum_j g_j a_j) with g = dJ/da.
+    """
+    np.multiply(a[:, :, None], -a[:, None, :], out=J)
+    idx = np.arange(a.shape[1])
+    J[:, idx, idx] += a
 
 
 # --------------------------------------------------------------------------- backward pass

@@ -59,7 +59,7 @@ class Run:
         dt = np.dtype(dtype)
         W = [rng.normal(0, 0.4, (m, n)).astype(dt) for m, n in zip(sizes[:-1], sizes[1:])]
         b = [rng.normal(0, 0.1, n).astype(dt) for n in sizes[1:]]
-        alpha = [np.linspace(0.1, 0.3, n).astype(dt) if a == codes.PRELU else np.zeros(0, dt)
+        alpha = [np.linspace(0.1, 0.3, n).astype(dt) if a in codes.PARAMETRISED else np.zeros(0, dt)
                  for n, a in zip(sizes[1:], self.spec.acts)]
         self.p = engine.Params(W, b, alpha)
         self.v = engine.Params(*[[rng.normal(0, 0.01, a.shape).astype(dt) for a in g]

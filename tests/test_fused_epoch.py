@@ -29,6 +29,12 @@ CONFIGS = {
                         fit=dict(momentum=0.5, batch_size=32), single=True),
     "regression": dict(model=dict(activation="elu", output="identity", l2=1e-3),
                        fit=dict(momentum=0.9, batch_size=10), regression=True),
+    # the settable LeakyReLU slope and ELU alpha (not their defaults), sparse and dense
+    "settable-slopes": dict(model=dict(activation=["leaky_relu", "elu"], leaky_slope=0.2, elu_alpha=0.5,
+                                       dropout=0.2, l2=1e-3),
+                            fit=dict(momentum=0.9, batch_size=9)),
+    "sparse-settable-slopes": dict(model=dict(activation=["elu", "leaky_relu"], leaky_slope=0.3, elu_alpha=2.0),
+                                   fit=dict(batch_size=6), sparse=True),
     # image-like inputs, mostly exact zeros: the fused epochs compact the first layer's products
     # to the batch's nonzero columns (plain SGD updates only those rows of W_1)
     "sparse-plain": dict(model=dict(activation="relu"), fit=dict(batch_size=8), sparse=True),
@@ -81,6 +87,9 @@ def test_fused_epoch_equals_reference_float64(backend_name, config):
     np.testing.assert_allclose(h_got.loss, h_ref.loss, rtol=1e-9)
     np.testing.assert_array_equal(np.nan_to_num(h_got.accuracy, nan=-1), np.nan_to_num(h_ref.accuracy, nan=-1))
     np.testing.assert_allclose(h_got.grad_norms, h_ref.grad_norms, rtol=1e-9)
+    # the loss of every mini-batch, recorded inside the fused epoch
+    assert [len(b) for b in h_got.batch_loss] == [len(b) for b in h_ref.batch_loss] == [-(-103 // CONFIGS[config]["fit"]["batch_size"])] * 3
+    np.testing.assert_allclose(np.concatenate(h_got.batch_loss), np.concatenate(h_ref.batch_loss), rtol=1e-9)
     assert got._step == ref._step
 
 

@@ -28,7 +28,14 @@ def _z(rng, shape, dtype=np.float64):
 
 
 def _alpha(act, n, dtype=np.float64):
-    return np.linspace(0.1, 0.4, n).astype(dtype) if act == codes.PRELU else np.zeros(0, dtype)
+    """alpha_j per unit, different for every unit, for the activations that take one (else empty)."""
+    if act == codes.PRELU:
+        return np.linspace(0.1, 0.4, n).astype(dtype)
+    if act == codes.LEAKY_RELU:
+        return np.linspace(0.01, 0.3, n).astype(dtype)
+    if act == codes.ELU:
+        return np.linspace(0.5, 1.5, n).astype(dtype)
+    return np.zeros(0, dtype)
 
 
 # --------------------------------------------------------------------------- part 1: the reference
@@ -60,10 +67,16 @@ def test_reference_activations_by_hand():
         codes.ELU: np.where(z > 0, z, np.exp(z) - 1),
     }
     for act, expected in table.items():
-        ref.activate(act, z, np.zeros(0), a)
+        alpha = np.full(5, {codes.LEAKY_RELU: 0.01, codes.ELU: 1.0}[act]) if act in codes.PARAMETRISED else np.zeros(0)
+        ref.activate(act, z, alpha, a)
         np.testing.assert_allclose(a, expected, rtol=1e-15, atol=1e-15, err_msg=codes.ACTIVATION_NAMES[act])
     ref.activate(codes.PRELU, z, np.full(5, 0.25), a)
     np.testing.assert_allclose(a, np.where(z > 0, z, 0.25 * z))
+    # the fixed parameters are per unit too: a LeakyReLU slope and an ELU alpha of one's choosing
+    ref.activate(codes.LEAKY_RELU, z, np.full(5, 0.2), a)
+    np.testing.assert_allclose(a, np.where(z > 0, z, 0.2 * z), rtol=1e-15)
+    ref.activate(codes.ELU, z, np.full(5, 0.5), a)
+    np.testing.assert_allclose(a, np.where(z > 0, z, 0.5 * np.expm1(z)), rtol=1e-15)
 
 
 def test_reference_softmax_and_sigmoid_extremes():

@@ -139,4 +139,4 @@ def test_team_size_rules(monkeypatch, name):
 def test_cython_train_epoch_rejects_a_team_of_none():
     from fastnn.kernels.cython import _epoch
     with pytest.raises(ValueError, match="threads=0 must be at least 1"):
-        _epoch.train_epoch((None,) * 6, [], None, 0, 2, 0, np.zeros(0), None, 0)
+        _epoch.train_epoch((None,) * 6, [], None, 0, 2, 0, np.zeros(0), np.zeros(1), None, 0)

@@ -119,14 +119,14 @@ def test_backend_activation_float32_accuracy(backend, act):
     """a = f(z) in ulp of the exact value; f'(z) g to float32 rounding of its largest value (s(1-s) cancels)."""
     kernels = backends.get(backend)
     z = _grid()[::7].reshape(-1, 1)
-    alpha = np.zeros(0, dtype=F32)
+    alpha = np.ones(1, dtype=F32) if act == "elu" else np.zeros(0, dtype=F32)  # ELU's alpha_j = 1 (one unit)
     a, d = np.empty_like(z), np.empty_like(z)
     kernels.activate(ACTS[act], z, alpha, a)
     kernels.activation_derivative(ACTS[act], z, alpha, d)
     z64 = z.astype(np.float64)
     exact_a, exact_d = np.empty_like(z64), np.empty_like(z64)
-    ref.activate(ACTS[act], z64, np.zeros(0), exact_a)
-    ref.activation_derivative(ACTS[act], z64, np.zeros(0), exact_d)
+    ref.activate(ACTS[act], z64, alpha.astype(np.float64), exact_a)
+    ref.activation_derivative(ACTS[act], z64, alpha.astype(np.float64), exact_d)
     kind = {"sigmoid": "sigmoid", "tanh": "tanh", "elu": "expm1"}[act]
     ok = np.abs(exact_a) >= np.finfo(F32).tiny
     ulp = np.abs(a[ok] - exact_a[ok]) / np.spacing(np.abs(exact_a[ok]).astype(F32)).astype(np.float64)

@@ -41,16 +41,12 @@ cdef enum:
 
 cdef extern from *:
     """
-    #define FNN_LEAKY_SLOPE 0.01
-    #define FNN_ELU_ALPHA 1.0
     /* SplitMix64 (Steele, Lea & Flood 2014): the golden-ratio increment and the finaliser's multipliers */
     #define FNN_GOLDEN ((uint64_t)0x9E3779B97F4A7C15ULL)
     #define FNN_MIX1 ((uint64_t)0xBF58476D1CE4E5B9ULL)
     #define FNN_MIX2 ((uint64_t)0x94D049BB133111EBULL)
     #define FNN_TWO_M53 (1.0 / 9007199254740992.0)
     """
-    const double LEAKY_SLOPE "FNN_LEAKY_SLOPE"
-    const double ELU_ALPHA "FNN_ELU_ALPHA"
     const uint64_t GOLDEN "FNN_GOLDEN"
     const uint64_t MIX1 "FNN_MIX1"
     const uint64_t MIX2 "FNN_MIX2"
@@ -156,7 +152,7 @@ cdef inline real sigmoid_slope(real s) noexcept nogil:
 
 
 cdef inline real f(int act, real z, real alpha) noexcept nogil:
-    """a = f(z) for one element (alpha: this unit's PReLU slope; NaN stays NaN)."""
+    """a = f(z) for one element (alpha: this unit's LeakyReLU / PReLU slope or ELU alpha; NaN stays NaN)."""
     if act == RELU:
         return z if z > 0 else (z if z != z else 0)
     if act == SIGMOID:
@@ -167,14 +163,14 @@ cdef inline real f(int act, real z, real alpha) noexcept nogil:
         else:
             return tanh(z)
     if act == LEAKY_RELU:
-        return z if z > 0 else <real>LEAKY_SLOPE * z
+        return z if z > 0 else alpha * z
     if act == ELU:
         if z > 0:
             return z
         if real is float:
-            return <real>ELU_ALPHA * fnn_expm1f(z)
+            return alpha * fnn_expm1f(z)
         else:
-            return ELU_ALPHA * expm1(z)
+            return alpha * expm1(z)
     if act == PRELU:
         return z if z > 0 else alpha * z
     return z  # IDENTITY
@@ -191,9 +187,9 @@ cdef inline real df(int act, real z, real alpha) noexcept nogil:
         s = f(TANH, z, alpha)
         return 1 - s * s
     if act == LEAKY_RELU:
-        return 1 if z > 0 else <real>LEAKY_SLOPE
+        return 1 if z > 0 else alpha
     if act == ELU:
-        return 1 if z > 0 else <real>ELU_ALPHA * _exp(z)
+        return 1 if z > 0 else alpha * _exp(z)
     if act == PRELU:
         return 1 if z > 0 else alpha
     return 1  # IDENTITY
@@ -276,10 +272,10 @@ cdef inline void linear_forward(const real *a_prev, const real *W, const real *b
 cdef inline void _map_f(int act, const real *z, const real *alpha, real *a, Py_ssize_t B, Py_ssize_t n) noexcept nogil:
     """a = f(z) elementwise, for a constant activation code."""
     cdef Py_ssize_t i, j
-    if act == PRELU:
+    if act == PRELU or act == LEAKY_RELU or act == ELU:  # a parameter per unit, alpha_j
         for i in range(B):
             for j in range(n):
-                a[i * n + j] = f(PRELU, z[i * n + j], alpha[j])
+                a[i * n + j] = f(act, z[i * n + j], alpha[j])
     else:
         for i in range(B * n):
             a[i] = f(act, z[i], <real>0)
@@ -337,10 +333,10 @@ cdef inline void _map_df(int act, const real *z, const real *alpha, const real *
                          Py_ssize_t B, Py_ssize_t n) noexcept nogil:
     """delta = f'(z) * g elementwise, for a constant activation code (g may be delta itself)."""
     cdef Py_ssize_t i, j
-    if act == PRELU:
+    if act == PRELU or act == LEAKY_RELU or act == ELU:  # a parameter per unit, alpha_j
         for i in range(B):
             for j in range(n):
-                delta[i * n + j] = df(PRELU, z[i * n + j], alpha[j]) * g[i * n + j]
+                delta[i * n + j] = df(act, z[i * n + j], alpha[j]) * g[i * n + j]
     else:
         for i in range(B * n):
             delta[i] = df(act, z[i], <real>0) * g[i]

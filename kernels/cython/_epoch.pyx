@@ -61,8 +61,9 @@ LayerArrays.__doc__ = """One layer's activation code and arrays.
 
 act: the activation code (kernels/codes.py); W (n_in, n_out), b (n_out,), alpha: the parameters;
 vW, vb, valpha: their velocities (read only with momentum); z, a, delta, g (rows, n_out): the
-workspace's activations and gradients; dW, db, dalpha: the parameters' gradients.  alpha, valpha and
-dalpha are (n_out,) for a PReLU layer and (0,) arrays for any other."""
+workspace's activations and gradients; dW, db, dalpha: the parameters' gradients.  alpha is (n_out,)
+for a LeakyReLU, ELU or PReLU layer (its alpha_j) and (0,) for any other; valpha and dalpha are (n_out,)
+for a PReLU layer, whose alpha is learned, and (0,) for any other."""
 
 SparseArrays = namedtuple("SparseArrays", "flags cols xc Wc Gc zero_row identity max_cols", module=__name__)
 SparseArrays.__doc__ = """The sparse-input path's buffers and threshold, in the order of
@@ -79,8 +80,8 @@ cdef struct Layer:
     # sizes and activation code
     Py_ssize_t n_in, n_out
     int act
-    # parameters and their velocities (alpha, valpha, dalpha are NULL unless the layer is PReLU;
-    # velocities are NULL without momentum)
+    # parameters and their velocities (alpha is NULL unless the layer is LeakyReLU, ELU or PReLU; valpha
+    # and dalpha are NULL unless it is PReLU; velocities are NULL without momentum)
     void *W
     void *b
     void *alpha
@@ -130,6 +131,7 @@ cdef struct Stats:
     int64_t correct, n_seen, n_batches
     bint diverged
     double *grad_norm_sum  # (n_layers,)
+    double *batch_loss  # (n_batches,): batch k's regularised mean loss
 
 
 cdef struct Team:
@@ -495,7 +497,7 @@ cdef void update_slice(Team *tm, Batch *bt, const real *X, Py_ssize_t l) noexcep
     tm.sq_t[bt.t * tm.L + l] = sq
     tm.pen_t[bt.t * tm.L + l] = pen
     _core.sgd_update(<real *>ly.b + c0, <real *>ly.db + c0, _row(<real *>ly.vb, c0, 1), c1 - c0, lr, mu, s.nesterov)
-    if ly.alpha != NULL:
+    if ly.dalpha != NULL:  # PReLU's learned slopes
         _core.sgd_update(<real *>ly.alpha + c0, <real *>ly.dalpha + c0, _row(<real *>ly.valpha, c0, 1), c1 - c0,
                          lr, mu, s.nesterov)
 
@@ -515,6 +517,7 @@ cdef void record_batch(Team *tm, Batch *bt, double loss) noexcept nogil:
     for u in range(bt.nt):
         st.correct += tm.correct_t[u]
     tm.pen = pen
+    st.batch_loss[st.n_batches] = loss
     st.loss_sum += loss * bt.B
     st.n_seen += bt.B
     st.n_batches += 1
@@ -662,11 +665,13 @@ cdef int _fill_layer(Layer *ly, object arrays, Py_ssize_t l, Py_ssize_t L, Py_ss
     ly.a = _address(arrays.a, dtype, buf, f"workspace a[{l}]")
     ly.delta = _address(arrays.delta, dtype, buf, f"workspace delta[{l}]")
     ly.g = _address(arrays.g, dtype, buf, f"workspace g[{l}]")
-    p_shape = v_shape if act == _core.PRELU else (0,)
-    ly.alpha = _address(arrays.alpha, dtype, p_shape, f"alpha[{l}]")
-    ly.dalpha = _address(arrays.dalpha, dtype, p_shape, f"dalpha[{l}]")
+    # alpha_j: fixed for LeakyReLU and ELU, learned (with a gradient and a velocity) for PReLU
+    parametrised = act == _core.PRELU or act == _core.LEAKY_RELU or act == _core.ELU
+    ly.alpha = _address(arrays.alpha, dtype, v_shape if parametrised else (0,), f"alpha[{l}]")
+    learned = v_shape if act == _core.PRELU else (0,)
+    ly.dalpha = _address(arrays.dalpha, dtype, learned, f"dalpha[{l}]")
     if momentum:
-        ly.valpha = _address(arrays.valpha, dtype, p_shape, f"velocity alpha[{l}]")
+        ly.valpha = _address(arrays.valpha, dtype, learned, f"velocity alpha[{l}]")
     return 0
 
 
@@ -694,7 +699,7 @@ cdef void _free_partials(Team *tm) noexcept:
 
 
 def train_epoch(object data, list layers, object hyper, int loss, Py_ssize_t batch_size, int64_t step0,
-                double[::1] grad_norm_sum, object sparse=None, int threads=1):
+                double[::1] grad_norm_sum, double[::1] batch_losses, object sparse=None, int threads=1):
     """One epoch of mini-batch SGD in a single nogil call; returns an EpochTotals record.
 
     data:   an EpochData record: the training set, int64 labels (or None) and sample order, and the
@@ -703,6 +708,8 @@ def train_epoch(object data, list layers, object hyper, int loss, Py_ssize_t bat
             workspace buffers
     hyper:  fastnn.engine.Hyper (lr, momentum, nesterov, l1, l2, keep_input, keep_hidden, seed)
     grad_norm_sum: (n_layers,) float64, incremented by ||dW_l||_F per batch
+    batch_losses: (n_batches,) float64, entry k set to batch k's loss (the epoch's loss_sum is their sum
+            weighted by the batch sizes); entries from a diverged batch on are left as they were
     sparse: None (always dense) or a SparseArrays record (fastnn.kernels.sparse_input.buffers's
             buffers and threshold)
     threads: the OpenMP team that runs the epoch (1: this thread alone; more only in an OpenMP build and
@@ -718,6 +725,9 @@ def train_epoch(object data, list layers, object hyper, int loss, Py_ssize_t bat
         raise ValueError(f"train_epoch: grad_norm_sum has {grad_norm_sum.shape[0]} entries for {L} layers")
     if batch_size < 1:
         raise ValueError(f"train_epoch: batch_size={batch_size} must be at least 1")
+    n_batches = -(-data.order.shape[0] // batch_size)
+    if batch_losses.shape[0] < max(n_batches, 1):
+        raise ValueError(f"train_epoch: batch_losses has {batch_losses.shape[0]} entries for {n_batches} batches")
     dtype = data.X.dtype
     if dtype.name not in ("float32", "float64"):
         raise ValueError(f"train_epoch: dtype {dtype} is not supported; use float32 or float64")
@@ -733,6 +743,7 @@ def train_epoch(object data, list layers, object hyper, int loss, Py_ssize_t bat
     _fill_settings(&s, hyper, loss, batch_size, step0)
     st.loss_sum, st.correct, st.n_seen, st.n_batches, st.diverged = 0, 0, 0, 0, False
     st.grad_norm_sum = &grad_norm_sum[0]
+    st.batch_loss = &batch_losses[0]
 
     cdef Layer *c_layers = <Layer *>malloc(L * sizeof(Layer))
     cdef member_fn member = _member_float if dtype.name == "float32" else _member_double

@@ -15,7 +15,7 @@ cimport _core
 from _core cimport real
 
 # Bump when a kernel's signature or meaning changes: cython_cpu refuses a stale build.
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 # The constants compiled in (from _core.pxd), for cython_cpu to check against kernels/codes.py.
 CODES = {
@@ -23,7 +23,7 @@ CODES = {
     "LEAKY_RELU": _core.LEAKY_RELU, "ELU": _core.ELU, "PRELU": _core.PRELU, "SOFTMAX": _core.SOFTMAX,
     "MSE": _core.MSE, "CROSS_ENTROPY": _core.CROSS_ENTROPY,
     "BINARY_CROSS_ENTROPY": _core.BINARY_CROSS_ENTROPY,
-    "LEAKY_SLOPE": _core.LEAKY_SLOPE, "ELU_ALPHA": _core.ELU_ALPHA, "GOLDEN": _core.GOLDEN,
+    "GOLDEN": _core.GOLDEN,
 }
 
 cdef extern from *:
@@ -84,7 +84,7 @@ cdef inline const real *_c1(const real[::1] x) noexcept nogil:
 
 
 cdef int _check_alpha(int act, const real[::1] alpha, Py_ssize_t n, str what) except -1:
-    if act == _core.PRELU:
+    if act == _core.PRELU or act == _core.LEAKY_RELU or act == _core.ELU:
         _same(f"{what}: alpha has length", alpha.shape[0], n)
     return 0
 

@@ -87,7 +87,7 @@ def case(request):
 
 
 def _alpha(act, n):
-    return np.linspace(0.1, 0.4, n) if act == codes.PRELU else np.zeros(0)
+    return np.linspace(0.1, 0.4, n) if act in codes.PARAMETRISED else np.zeros(0)  # alpha_j per unit
 
 
 # --------------------------------------------------------------------------- products
