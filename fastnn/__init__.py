@@ -4,7 +4,7 @@
     >>> model = fastnn.MLP([784, 128, 10], activation="relu", seed=0)
     >>> history = model.fit(X, y, epochs=5, batch_size=64, lr=0.05)   # doctest: +SKIP
 """
-from fastnn import augment, backends, codes, cpu, model_selection
+from fastnn import activations, augment, backends, codes, cpu, losses, model_selection, schedules
 from fastnn._version import __version__
 from fastnn.cpu import get_num_threads, set_num_threads
 from fastnn.gradcheck import gradient_check
@@ -29,7 +29,10 @@ __all__ = [
     "Perceptron",
     "Trace",
     "trace",
+    "activations",
     "augment",
+    "losses",
+    "schedules",
     "model_selection",
     "Callback",
     "EarlyStopping",
