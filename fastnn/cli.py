@@ -193,7 +193,7 @@ def _build_parser() -> argparse.ArgumentParser:
 _PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("fastnn.bench", "bench", "benchmark every kernel and a training epoch on every backend"),
     ("fastnn.tracing", "trace", "print every number of one backprop step with its equation (worked example)"),
-    ("fastnn.demos", "demo", "teaching demos: vanishing gradients, perceptron vs MLP on XOR"),
+    ("fastnn.demos", "demo", "teaching demos: vanishing gradients, perceptron vs MLP, decision boundary, activations"),
 )
 
 
