@@ -41,7 +41,7 @@ nitpicky = False
 # -- API reference ---------------------------------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"members": True}
 autodoc_typehints = "none"  # the docstrings say the types in words; signatures stay readable
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False  # autosummary lists members; numpydoc's own tables would duplicate them
