@@ -73,9 +73,11 @@ print(bench.markdown(records))
 # scale; 1 is NumPy's speed):
 
 png = bench.plot_speedups(records, OUT / "bench.png")
-fig, ax = plt.subplots(figsize=(9, 3.2))
-ax.imshow(plt.imread(png))
+image = plt.imread(png)
+fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100))  # the PNG at its own size
+ax.imshow(image)
 ax.set_axis_off()
+fig.subplots_adjust(0, 0, 1, 1)
 plt.show()
 
 # %%
