@@ -31,13 +31,13 @@ from fastnn.plots import plot_decision_boundary
 OUT = Path(tempfile.mkdtemp())  # fastnn.plots writes PNG files; this page shows them
 
 
-def show_png(path, title=None):
-    """Put a PNG written by fastnn.plots on the page."""
-    fig, ax = plt.subplots(figsize=(5, 4.4))
-    ax.imshow(plt.imread(path))
+def show_png(path):
+    """Put a PNG written by fastnn.plots on the page, at its own size."""
+    image = plt.imread(path)
+    fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100))
+    ax.imshow(image)
     ax.set_axis_off()
-    if title:
-        ax.set_title(title)
+    fig.subplots_adjust(0, 0, 1, 1)
     plt.show()
 
 

@@ -60,9 +60,11 @@ print()
 print(result.conclusion())
 
 with_png = plot_layer_grad_norms(result.norms, OUT / "vanishing.png", title="gradient norm by layer")
-fig, ax = plt.subplots(figsize=(6.5, 4.2))
-ax.imshow(plt.imread(with_png))
+image = plt.imread(with_png)
+fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100))  # the PNG at its own size
+ax.imshow(image)
 ax.set_axis_off()
+fig.subplots_adjust(0, 0, 1, 1)
 plt.show()
 
 # %%
