@@ -2,8 +2,11 @@
 The neuron
 ==========
 
-A neuron adds up its inputs, each multiplied by a weight, adds a bias, and passes the sum through
-an activation function. This page builds one by hand (an OR gate), trains one with Rosenblatt's
+The artificial neuron borrows its outline from the biological one: dendrites bring signals in
+(the inputs), the cell body combines them (a weighted sum plus a bias, which sets the threshold),
+and the axon passes the result on (the output of an activation function). So a neuron adds up
+its inputs, each multiplied by a weight, adds a bias, and passes the sum through an activation
+function. This page builds one by hand (an OR gate), trains one with Rosenblatt's
 perceptron rule on the logic gates AND, OR and XOR, watches the rule fail on XOR, and then solves
 XOR with one hidden layer.
 
@@ -16,6 +19,10 @@ stacks rows), a weight matrix :math:`W` of shape ``(n_in, n_out)`` and a bias ro
 
 so a single neuron (``n_out = 1``) computes :math:`a = f\\left(\\sum_i x_i w_i + b\\right)`.
 ``W[i, j]`` is the weight from input unit ``i`` to output unit ``j``.
+
+Networks wire many neurons together. fastnn builds *feed-forward* networks, in which signals
+travel from the inputs through the layers to the outputs and never back; *feedback* (recurrent)
+networks such as Hopfield's, whose outputs loop back into their inputs, are outside its scope.
 """
 
 import tempfile
