@@ -71,28 +71,36 @@ plt.show()
 
 # %%
 # Per epoch, small batches make more progress, because they take more steps. Full-batch descent
-# takes one step per epoch and barely moves in 10 epochs. (Smaller batches need smaller
+# takes one step per epoch and makes the least progress in 10 epochs. (Smaller batches need smaller
 # learning rates: their gradient estimates are noisier.)
 #
 # The learning rate
 # -----------------
 #
-# Too small a rate learns slowly; too large a rate makes the loss jump around or blow up. The
-# same network with a batch of 32 and three rates:
+# Too small a rate learns slowly; too large a rate throws the weights so far that the loss jumps
+# around, blows up, or the network stops learning altogether. The same network with a batch of 32
+# and four rates:
 
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
-for lr in (0.005, 0.05, 0.5):
+for lr in (0.005, 0.05, 0.5, 2.0):
     model = fastnn.MLP([784, 32, 10], seed=0)
     h = model.fit(X, y, epochs=10, batch_size=32, lr=lr, verbose=0)
     print(f"lr {lr:5}: loss after 1 / 10 epochs {h.loss[0]:.3f} / {h.loss[-1]:.3f}, "
           f"test accuracy {model.evaluate(X_test, y_test)['accuracy']:.3f}")
     ax.plot(range(1, 11), h.loss, "o-", ms=3, label=f"lr {lr}")
+    hidden = fastnn.trace(model, X[:500], y[:500])["a1"]  # the hidden layer's outputs on 500 images
+    print(f"           hidden units that output 0 for all 500 images: {(hidden.max(axis=0) == 0).sum()} of 32")
 ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="learning rate (batch 32)")
 ax.legend(fontsize="small")
 fig.tight_layout()
 plt.show()
 
 # %%
+# With ``lr=2`` the loss settles at about 2.30, which is :math:`\ln 10`: the cross-entropy of a
+# network that gives every digit probability 1/10. The count of "dead" hidden units printed under
+# each rate shows why: the first huge steps pushed ReLU units into the region where they output
+# 0 for every image, and a unit that is always off gets no gradient, so it never recovers.
+#
 # Momentum
 # --------
 #
