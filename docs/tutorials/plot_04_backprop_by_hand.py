@@ -143,6 +143,20 @@ for name, mine in (("delta2", delta2), ("dW2", dW2), ("delta1", delta1), ("dW1",
     assert np.allclose(mine, t[name], rtol=1e-10, atol=1e-15), name
 
 # %%
+# The deep-networks lecture writes the same two rules with column vectors and weight matrices of
+# shape ``(n_out, n_in)``: :math:`\partial J / \partial w^l = \delta^{l+1} (a^l)^\top` and
+# :math:`\delta^l = f'(z^l) \circ (w^l)^\top \delta^{l+1}`. fastnn stores a batch as rows and
+# :math:`W` as ``(n_in, n_out)``, the transpose of that :math:`w`, so the same products appear
+# transposed: :math:`a_{l-1}^\top \delta_l` and :math:`\delta_{l+1} W_{l+1}^\top`. The column
+# form gives the transpose of ``dW2``:
+
+w2 = W2.T  # the lecture's (n_out, n_in) matrix
+delta2_col, a1_col = delta2.T, t["a1"].T  # column vectors
+print("delta2 (a1)^T =\n", (delta2_col @ a1_col.T).round(4), "\n= dW2^T")
+assert np.allclose(delta2_col @ a1_col.T, t["dW2"].T)
+assert np.allclose((t["a1"] * (1 - t["a1"])).T * (w2.T @ delta2_col), t["delta1"].T)
+
+# %%
 # The first layer's gradients are tiny (about :math:`10^{-5}`): each one is a product of the small
 # inputs, a sigmoid slope of at most 1/4 and the output error passed back through :math:`W_2`.
 # The picture shows the size of every gradient entry of both layers.
