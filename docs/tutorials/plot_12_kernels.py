@@ -131,9 +131,10 @@ show("cuda: _sgd_kernel", *file_block("numba_cuda.py", "def _sgd_kernel("))
 #
 # Every backend module has the same functions with the same arguments (the *backend contract*,
 # ``kernels/contract.py``), so one piece of code can call any of them. The arrays are
-# preallocated by the caller and the kernel writes into them. Here each available backend
-# computes :math:`\delta` for a sigmoid layer and one momentum step on the same float64 inputs,
-# and we compare with the reference.
+# preallocated by the caller and the kernel writes into them; ``to_device`` and ``to_host`` move
+# data to and from the backend's own arrays (a GPU's memory for CUDA, nothing to do on a CPU).
+# Here each available backend computes :math:`\delta` for a sigmoid layer and one momentum step
+# on the same float64 inputs, and we compare with the reference.
 
 print("backends available here:", backends.available())
 for name, reason in backends.unavailable_reasons().items():
@@ -150,11 +151,12 @@ no_alpha = np.zeros(0)
 results = {}
 for name in backends.available():
     be = backends.get(name)
-    delta, dalpha = np.empty((B, n)), np.zeros(0)
-    be.propagate_delta(delta_next, W_next, z, codes.SIGMOID, no_alpha, delta, dalpha)
-    W, v = W0.copy(), v0.copy()
-    be.sgd_update(W, dW, v, 0.1, 0.9, False)
-    results[name] = (delta, W, v)
+    dev = be.to_device  # kernels take the backend's own arrays (the identity on the CPU backends)
+    delta, dalpha = be.empty((B, n), np.float64), dev(np.zeros(0))
+    be.propagate_delta(dev(delta_next), dev(W_next), dev(z), codes.SIGMOID, dev(no_alpha), delta, dalpha)
+    W, v = dev(W0.copy()), dev(v0.copy())
+    be.sgd_update(W, dev(dW), v, 0.1, 0.9, False)
+    results[name] = (be.to_host(delta), be.to_host(W), be.to_host(v))
 
 ref = results["numpy"]
 for name, (delta, W, v) in results.items():
