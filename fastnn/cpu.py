@@ -9,7 +9,7 @@ def blas_settings() -> dict[str, str]:
 
     OPENBLAS_CORETYPE matters a lot on AMD Zen 4: OpenBLAS 0.3.31 (numpy/scipy wheels) runs its
     Haswell kernels there unless told otherwise, and OPENBLAS_CORETYPE=SkylakeX measured 1.5-1.8x
-    faster float32 GEMMs (README, "BLAS").  fastnn reports these settings; it never changes them.
+    faster float32 GEMMs (docs/performance.rst, "Which BLAS").  fastnn reports these settings; it never changes them.
     """
     return {k: v for k, v in sorted(os.environ.items()) if k.startswith(("OPENBLAS_", "OMP_", "NUMBA_NUM"))}
 

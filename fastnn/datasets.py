@@ -348,6 +348,7 @@ def load_cifar10(path: PathLike, *,
 
     path: directory with ``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``,
         or its parent that contains ``cifar-10-batches-bin/`` (as the archive extracts).
+
     batches: training batch numbers (1..5) to load, in that order; default every one present.
 
     ``X`` is float32 in [0, 1] of shape ``(n, 3072)``, C-contiguous, in the file's

@@ -33,7 +33,7 @@ def gradient_check(model: MLP, X, y, eps: float = 1e-6, max_per_array: int | Non
                    seed: int = 0) -> GradientCheck:
     """Compare backprop's dJ/dtheta with (J(theta + eps) - J(theta - eps)) / (2 eps) for every parameter.
 
-    The relative error of each entry is |bp - fd| / max(|bp| + |fd|, 1e-8).  Needs a float64
+    The relative error of each entry is ``|bp - fd| / max(|bp| + |fd|, 1e-8)``.  Needs a float64
     model (float32 differences are dominated by rounding).  ``max_per_array`` checks a random
     sample of entries per array for big networks.
     """

@@ -8,7 +8,7 @@
 
 Independent fits (folds, bagging members) run in parallel through joblib when ``n_jobs`` is not
 None/1 (``pip install joblib``).  They take whatever joblib backend is active, so the same call
-runs on a cluster:
+runs on a cluster::
 
     import joblib                                       # pip install 'fastnn[distributed]'
     from dask.distributed import Client
