@@ -85,7 +85,8 @@ API_MODULES = ["fastnn", "fastnn.datasets", "fastnn.model_selection", "fastnn.sk
                "fastnn.schedules", "fastnn.gradcheck", "fastnn.perceptron", "fastnn.augment", "fastnn.tracing",
                "fastnn.backends", "fastnn.cpu", "fastnn.io", "fastnn.demos", "fastnn.activations", "fastnn.losses"]
 # Names that are documented in prose instead (submodules, the version string, the codes table).
-API_PROSE = {"fastnn": {"augment", "model_selection", "backends", "codes", "cpu", "__version__"}}
+API_PROSE = {"fastnn": {"activations", "augment", "losses", "model_selection", "schedules", "backends", "codes", "cpu",
+                      "__version__"}}
 
 
 def _public_names(module) -> list[str]:

@@ -9,7 +9,8 @@
     layer learns all three.
 ``decision_boundary``: train an MLP on a 2-D problem (noisy XOR, the two spirals) and draw the
     class regions it learned (``fastnn demo boundary``).
-``fastnn demo activations`` draws every activation and its derivative (fastnn.plots.plot_activations).
+``fastnn demo activations``: draws every activation and its derivative
+    (fastnn.plots.plot_activations).
 """
 from __future__ import annotations
 

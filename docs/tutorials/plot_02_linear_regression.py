@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import fastnn
+from fastnn import activations, losses
 from fastnn.datasets import linear_line
 
 # %%
@@ -167,3 +168,55 @@ ax.set(xlabel="time t", ylabel="position s", title="uniform acceleration, fitted
 ax.legend()
 fig.tight_layout()
 plt.show()
+
+# %%
+# The 0-1 loss and its smooth surrogates
+# --------------------------------------
+#
+# For classification the natural loss counts mistakes: the **0-1 loss** is 1 for a wrong answer
+# and 0 for a right one, and its mean is the error rate (one minus the accuracy). Gradient descent
+# cannot follow it: it is flat almost everywhere, so its gradient is 0 (and undefined at the jump).
+# Networks therefore train on smooth *surrogates* and report the 0-1 loss. Take one sigmoid
+# output :math:`a = \sigma(z)` and a sample of class 1 (target :math:`y = 1`):
+#
+# .. math::
+#
+#    \text{0-1: } [a < \tfrac12], \qquad \text{squared error: } (y - a)^2, \qquad
+#    \text{cross-entropy: } -\ln a .
+#
+# ``fastnn.losses`` gives each as a function of the outputs and targets, one value per sample.
+# ``"squared_error"`` is the :math:`(Y - f(x))^2` of the first lecture; ``"mse"``, what fastnn
+# trains with, is half of it.
+
+sigmoid = activations.get("sigmoid")
+z = np.linspace(-4.0, 4.0, 401)
+a = sigmoid.f(z)[:, None]  # one output unit, 401 samples
+target = np.ones_like(a)  # every sample belongs to class 1
+curves = {
+    "0-1": losses.get("zero_one").value(a, np.ones(len(z), dtype=int)),
+    "squared error": losses.get("squared_error").value(a, target),
+    "mse (half of it)": losses.get("mse").value(a, target),
+    "binary cross-entropy": losses.get("binary_cross_entropy").value(a, target),
+}
+for zz in (-3.0, -0.5, 0.5, 3.0):
+    k = int(np.argmin(np.abs(z - zz)))
+    print(f"z = {zz:+.1f}, a = {a[k, 0]:.3f}: " + ", ".join(f"{name} {v[k]:.3f}" for name, v in curves.items()))
+try:
+    losses.get("zero_one").gradient(a, target)
+except TypeError as exc:
+    print("zero_one has no gradient:", exc)
+
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+for name, values in curves.items():
+    ax.plot(z, values, label=name)
+ax.set(xlabel="z (the output unit's input), a = sigmoid(z)", ylabel="loss for target y = 1", ylim=(0, 4.2),
+       title="the 0-1 loss and its surrogates")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %%
+# Both surrogates fall as the output moves towards the right answer, so their gradients point the
+# way the 0-1 loss cannot. The squared error flattens out when the unit is confidently *wrong*
+# (:math:`z \ll 0`), where cross-entropy keeps growing; :doc:`plot_06_losses` shows what that does
+# to learning.

@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import fastnn
+import fastnn.plots
+from fastnn import activations
 from fastnn.datasets import load_mnist_subset
 
 # %%
@@ -120,3 +122,39 @@ assert difference < 1e-12
 # %%
 # The activation functions are the subject of the next section: each is applied element by
 # element to :math:`z`, and backpropagation needs its derivative :math:`f'(z)` too.
+
+# %%
+# Activation functions and their derivatives
+# ------------------------------------------
+#
+# Each hidden unit applies its activation :math:`f` to its own :math:`z`, and backpropagation
+# multiplies the error passing through it by :math:`f'(z)`. ``fastnn.activations.get(name)``
+# returns the formulas fastnn trains with (the NumPy reference backend's own kernels), with
+# ``f(z)`` and ``df(z)`` for arrays of any shape; ``names()`` lists them.
+
+for name in activations.names():
+    act = activations.get(name)
+    print(f"{name:11s} f(z) = {act.formula:34s} f'(z) = {act.derivative}")
+
+# %%
+# A derivative can be checked against its definition, the slope of :math:`f` between two nearby
+# points. Away from the kinks at :math:`z = 0` (where ReLU and its relatives have no derivative)
+# every ``df`` agrees with the central difference :math:`(f(z + h) - f(z - h)) / 2h`:
+
+z = np.linspace(-3.95, 3.95, 80)  # avoids z = 0
+for name in activations.names():
+    if name == "softmax":
+        continue
+    act = activations.get(name)
+    slope = (act.f(z + 1e-6) - act.f(z - 1e-6)) / 2e-6
+    print(f"{name:11s} largest difference between df and the central difference: {np.abs(slope - act.df(z)).max():.1e}")
+    assert np.allclose(slope, act.df(z), atol=1e-6)
+
+# %%
+# ``fastnn.plots.plot_activations`` draws every one with its derivative. Note the sigmoid's slope:
+# at most 1/4, and nearly 0 once :math:`|z|` is a few units, while ReLU's is exactly 1 for every
+# positive :math:`z` (this is where vanishing gradients come from, see
+# :doc:`plot_07_deep_networks`).
+
+fastnn.plots.plot_activations()
+plt.show()

@@ -23,8 +23,10 @@ With momentum :math:`\mu`, fastnn keeps a velocity :math:`v` per parameter:
 """
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 import fastnn
+import fastnn.plots
 from fastnn.datasets import load_mnist_subset
 from fastnn.schedules import CosineDecay, ExponentialDecay, StepDecay
 
@@ -151,4 +153,32 @@ ax1.set(xlabel="epoch", ylabel="learning rate (History.lr)", title="schedules")
 ax2.set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
 ax1.legend(fontsize="small")
 fig.tight_layout()
+plt.show()
+
+# %%
+# The loss of every mini-batch
+# ----------------------------
+#
+# The curves above are epoch means. What SGD actually sees is one loss per iteration, each
+# measured on a different small batch while the weights keep moving. ``History.batch_loss`` keeps
+# them: one array per epoch, with one entry per mini-batch in the order they were trained
+# (``History.iteration_loss`` strings all epochs together). Their mean over an epoch, weighted by
+# the batch sizes (the last batch of an epoch may be smaller), is the epoch's ``History.loss``.
+
+model = fastnn.MLP([784, 32, 10], seed=0)
+h = model.fit(X, y, epochs=5, batch_size=32, lr=0.1, momentum=0.9, verbose=0)
+for epoch, (batches, mean) in enumerate(zip(h.batch_loss, h.loss), start=1):
+    sizes = np.full(len(batches), 32)
+    sizes[-1] = len(X) - 32 * (len(batches) - 1)
+    weighted = np.average(batches, weights=sizes)
+    print(f"epoch {epoch}: {len(batches)} mini-batches, batch losses from {batches.min():.3f} to {batches.max():.3f}; "
+          f"their weighted mean {weighted:.4f}, History.loss {mean:.4f}")
+    assert abs(weighted - mean) < 1e-4 * mean
+
+# %%
+# ``fastnn.plots.plot_batch_loss`` draws the mini-batch losses with the epoch means on top: the
+# noisy line is what stochastic gradient descent follows; the smooth one is what the epoch
+# summaries report.
+
+fastnn.plots.plot_batch_loss(h)
 plt.show()

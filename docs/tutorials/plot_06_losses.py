@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import fastnn
+from fastnn import activations, losses
 from fastnn.datasets import load_mnist_subset, one_hot
 
 # %%
@@ -121,3 +122,40 @@ ax.set(xlabel="epoch", ylabel="training accuracy", title="same network, two loss
 ax.legend()
 fig.tight_layout()
 plt.show()
+
+# %%
+# The losses as functions
+# -----------------------
+#
+# ``fastnn.losses`` computes each loss per sample from outputs and targets (the same reference
+# formulas training uses), its gradient :math:`\partial J/\partial a` and the output delta
+# :math:`\partial J/\partial z` for a given output activation. A three-class output that puts 0.7
+# on the right class, and one that puts 0.1 on it:
+
+a = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]])
+y3 = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # both samples are class 0
+for name in losses.names():
+    loss = losses.get(name)
+    print(f"{name:21s} J_b = {loss.formula:45s} values {np.round(loss.value(a, y3), 4)}")
+
+# %%
+# The output delta is where the choice of loss shows. With the softmax and cross-entropy it is
+# :math:`a - y`; with the squared error through a sigmoid it carries the factor :math:`a(1-a)`:
+
+print("cross_entropy, softmax output: delta =", losses.get("cross_entropy").delta(a, y3).round(3).tolist())
+print("mse, sigmoid output:           delta =", losses.get("mse").delta(a, y3, output="sigmoid").round(3).tolist())
+
+# %%
+# The softmax couples its outputs: each :math:`a_j` depends on every :math:`z_k`, so its
+# derivative is a matrix per sample, the Jacobian :math:`\partial a_j / \partial z_k =
+# a_j([j = k] - a_k)`. The chain rule through it, :math:`\delta = J^\top\, \partial J / \partial a`,
+# with cross-entropy's gradient :math:`-y_j / a_j`, collapses to :math:`a - y`:
+
+softmax = activations.get("softmax")
+zz = np.log(a)  # logits whose softmax is a
+jac = softmax.jacobian(zz)  # shape (B, 3, 3)
+grad = losses.get("cross_entropy").gradient(softmax.f(zz), y3)
+chain = np.einsum("bkj,bk->bj", jac, grad)  # J^T (dJ/da), row by row
+print("Jacobian of the first sample:\n", jac[0].round(3))
+print("J^T dJ/da =", chain.round(4).tolist(), "  a - y =", (softmax.f(zz) - y3).round(4).tolist())
+assert np.allclose(chain, softmax.f(zz) - y3)
