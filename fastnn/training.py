@@ -230,6 +230,9 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     run_epoch = engine.run_epoch if spec.residual else (contract.hook(be, "train_epoch") or engine.run_epoch)
     history = History()
     reporter = EpochReporter(epochs, verbose)
+    if model.loss_name == "mse":  # say which "mse": the course's squared error is twice this number
+        reporter.message("loss: mse = 1/2 sum_j (a_j - y_j)^2 per sample, half the squared error "
+                         "(fastnn.losses.get('squared_error') is the whole)")
     watch = _DivergenceWatch(_initial_loss(be, spec, state.params, hyper, X, Y))
     for cb in cbs:
         cb.on_train_begin(model)

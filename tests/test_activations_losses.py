@@ -170,14 +170,17 @@ def test_loss_errors_name_the_fix():
     assert losses.names() == ["mse", "squared_error", "cross_entropy", "binary_cross_entropy", "zero_one"]
 
 
-def test_the_reported_loss_is_the_api_loss():
-    """fit's loss for mse is losses.get('mse'): half the squared error the course writes."""
+def test_the_reported_loss_is_the_api_loss(capsys):
+    """fit's loss for mse is losses.get('mse'): half the squared error the course writes, and fit says so."""
     rng = np.random.default_rng(3)
     X, Y = rng.normal(size=(40, 3)), rng.normal(size=(40, 2))
     m = fastnn.MLP([3, 5, 2], output="identity", seed=0, backend="numpy", dtype="float64")
     assert m.evaluate(X, Y)["loss"] == pytest.approx(losses.get("mse").mean(m.predict(X), Y), rel=1e-12)
     assert 2 * m.evaluate(X, Y)["loss"] == pytest.approx(losses.get("squared_error").mean(m.predict(X), Y),
                                                          rel=1e-12)
+    m.fit(X, Y, epochs=1, verbose=2)
+    assert "half the squared error" in capsys.readouterr().out
+    assert "mse (1/2 squared error)" in m.summary()
 
 
 # ---------------------------------------------------------------- MLP(leaky_slope=, elu_alpha=)
