@@ -105,12 +105,12 @@ def _add_train_parser(sub) -> argparse.ArgumentParser:
     data = t.add_argument_group("data")
     data.add_argument("--dataset", choices=list(DATASETS), default="mnist",
                       help="mnist: 28x28 digits, 784 inputs; cifar10: 32x32 colour images, 3072 inputs "
-                           "(not bundled: needs --data)")
+                           "(not bundled: needs --data or FASTNN_CIFAR10)")
     data.add_argument("--data", metavar="DIR", default=None,
                       help="mnist: a folder with the four MNIST IDX files (.gz or raw); default: the subset "
                            "bundled with fastnn (10,000 training / 2,000 test images). cifar10: the "
                            "extracted binary version (the cifar-10-batches-bin folder, or the folder "
-                           f"holding it; download cifar-10-binary.tar.gz from {CIFAR10_URL}); required")
+                           f"holding it; download cifar-10-binary.tar.gz from {CIFAR10_URL}); default: $FASTNN_CIFAR10")
     data.add_argument("--validation-size", type=int, default=None, metavar="N",
                       help="hold out N random training images (seeded by --seed) as validation data, "
                            "e.g. 5000; default: none")
@@ -258,9 +258,14 @@ def _check_train_args(args: argparse.Namespace) -> dict[str, object]:
 
     n_in, n_out, name = DATASETS[args.dataset]
     if args.dataset == "cifar10" and not args.data:
-        raise ValueError("CIFAR-10 is not bundled with fastnn: download the binary version "
-                         f"(cifar-10-binary.tar.gz, 'CIFAR-10 binary version' on {CIFAR10_URL}), extract it "
-                         "(tar xzf cifar-10-binary.tar.gz) and pass --data cifar-10-batches-bin")
+        from fastnn.kernels import config
+
+        args.data = config.get("FASTNN_CIFAR10") or None
+        if not args.data:
+            raise ValueError("CIFAR-10 is not bundled with fastnn: download the binary version "
+                             f"(cifar-10-binary.tar.gz, 'CIFAR-10 binary version' on {CIFAR10_URL}), extract "
+                             "it (tar xzf cifar-10-binary.tar.gz) and pass --data cifar-10-batches-bin "
+                             "(or set FASTNN_CIFAR10 to that folder)")
     if args.data and not os.path.isdir(os.path.expanduser(args.data)):
         raise FileNotFoundError(f"--data {args.data}: no such folder; pass the folder holding the {name} files")
     if args.validation_size is not None:

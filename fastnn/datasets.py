@@ -342,12 +342,17 @@ def _read_cifar_batch(file: Path) -> Split:
     return _to_unit_float(records[:, 1:]), labels.astype(np.int64)
 
 
-def load_cifar10(path: PathLike, *,
+CIFAR_ENV_VAR = "FASTNN_CIFAR10"
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+def load_cifar10(path: PathLike | None = None, *,
                  batches: Sequence[int] | None = None) -> tuple[Split, Split]:
     """Load CIFAR-10 (binary version): ``((X_train, y_train), (X_test, y_test))``.
 
     path: directory with ``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``,
-        or its parent that contains ``cifar-10-batches-bin/`` (as the archive extracts).
+        or its parent that contains ``cifar-10-batches-bin/`` (as the archive extracts); default:
+        the directory in ``$FASTNN_CIFAR10`` (CIFAR-10 is not bundled with fastnn).
 
     batches: training batch numbers (1..5) to load, in that order; default every one present.
 
@@ -355,6 +360,13 @@ def load_cifar10(path: PathLike, *,
     channel-major order: 1024 red, then 1024 green, then 1024 blue values, each plane a
     row-major 32x32 image (``cifar_to_images`` gives ``(n, 32, 32, 3)``).  ``y`` is int64 0..9.
     """
+    if path is None:
+        path = config.get(CIFAR_ENV_VAR)
+        if not path:
+            raise FileNotFoundError(
+                f"CIFAR-10 is not bundled with fastnn: no path given and ${CIFAR_ENV_VAR} is not set. Download "
+                f"the binary version (cifar-10-binary.tar.gz) from {CIFAR_URL}, extract it (tar xzf "
+                f"cifar-10-binary.tar.gz) and pass path='cifar-10-batches-bin' or set {CIFAR_ENV_VAR} to that folder")
     d = _cifar_dir(path)
     if batches is None:
         numbers = [i for i in range(1, CIFAR_N_TRAIN_BATCHES + 1)

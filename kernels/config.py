@@ -39,6 +39,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "cuda); unset: the fastest available CPU backend", "call"),
     Setting("FASTNN_MNIST", "path", "", "directory with the four MNIST IDX files, for load_mnist() without a "
             "path; unset: ~/.cache/fastnn/mnist", "call"),
+    Setting("FASTNN_CIFAR10", "path", "", "directory with CIFAR-10's binary batches (cifar-10-batches-bin or "
+            "its parent), for load_cifar10() without a path and fastnn train --dataset cifar10 without --data",
+            "call"),
     Setting("FASTNN_BLAS", "choice", "auto", "the BLAS the compiled backends call: NumPy's bundled OpenBLAS, "
             "SciPy's, or auto (NumPy's when usable)", "import", choices=("auto", "numpy", "scipy")),
     Setting("FASTNN_CYTHON_ISA", "choice", "auto", "which build of the Cython extensions to load: avx2 (AVX2 + "

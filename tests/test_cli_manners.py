@@ -324,7 +324,25 @@ def test_cifar10_trains_from_binary_batches_with_a_validation_size(tmp_path, cap
     assert f"CIFAR-10 from {tmp_path}: 60 training" in capsys.readouterr().out
 
 
-def test_cifar10_refusals(tmp_path, capsys, no_work):
+def test_cifar10_from_the_environment(tmp_path, capsys, monkeypatch):
+    """FASTNN_CIFAR10 stands in for --data (and for load_cifar10's path)."""
+    data = tmp_path / "cifar-10-batches-bin"
+    _write_cifar(data)
+    monkeypatch.setenv("FASTNN_CIFAR10", str(tmp_path))
+    assert main(["train", "--dataset", "cifar10", "--hidden", "8", "--epochs", "1", "--backend", "numpy",
+                 "--quiet"]) == 0
+    assert f"CIFAR-10 from {tmp_path}: 60 training" in capsys.readouterr().out
+    from fastnn.datasets import load_cifar10
+
+    (X, y), _ = load_cifar10()
+    assert X.shape == (60, 3072)
+    monkeypatch.delenv("FASTNN_CIFAR10")
+    with pytest.raises(FileNotFoundError, match="no path given and \\$FASTNN_CIFAR10 is not set"):
+        load_cifar10()
+
+
+def test_cifar10_refusals(tmp_path, capsys, no_work, monkeypatch):
+    monkeypatch.delenv("FASTNN_CIFAR10", raising=False)
     assert main(["train", "--dataset", "cifar10"]) == 2
     err = capsys.readouterr().err
     assert "https://www.cs.toronto.edu/~kriz/cifar.html" in err and "pass --data cifar-10-batches-bin" in err
