@@ -54,8 +54,8 @@ class Formulas(NamedTuple):
     sigmoid: Callable  # s(z)
     f: Callable  # f(act, z, alpha): a = f(z) for one element
     df: Callable  # df(act, z, alpha): f'(z) for one element
-    f_at: Callable  # f_at(act, z, alpha, i, j): f(z_ij) with unit j's PReLU slope
-    df_at: Callable  # df_at(act, z, alpha, i, j): f'(z_ij) with unit j's PReLU slope
+    f_at: Callable  # f_at(act, z, alpha, i, j): f(z_ij) with unit j's alpha_j (leaky_relu, elu, prelu)
+    df_at: Callable  # df_at(act, z, alpha, i, j): f'(z_ij) with unit j's alpha_j (leaky_relu, elu, prelu)
     sigmoid_slope: Callable  # s' from s: s (1 - s)
     penalised: Callable  # g + l2 w + l1 sign(w)
     sgd_step: Callable  # (w', v') of one SGD / momentum / Nesterov step

@@ -51,12 +51,12 @@ def _c(x: np.ndarray) -> np.ndarray:
 
 
 # exp, tanh and the sigmoid from kernels/vecmath.py: arithmetic that vectorises, not one libm call per element
-# f, f' and the sigmoid come from kernels/formulas.py (shared with the CUDA backend).  The rest of
-# the Formulas (SGD step, penalty term, hash, softmax row, label) is not used here yet: moving the
-# fused epoch onto them and onto named records cost 15-80% on two threads (see the session note of
-# 2026-12-04), so this module keeps its own loops until that is done without the slow-down.
+# f and f' (f_at, df_at: with unit j's alpha_j) and the dropout hash come from kernels/formulas.py,
+# shared with the CUDA backend.  The rest of the Formulas (SGD step, penalty term, softmax row, label)
+# is not used here yet: moving the fused epoch onto them and onto named records made it slower on two
+# threads (kernels/README.md), so this module keeps its own loops until that is done without a slow-down.
 _formulas = formulas.compile_with(jit(inline="always"), vecmath)
-_sigmoid, _f, _df = _formulas.sigmoid, _formulas.f, _formulas.df
+_f_at, _df_at = _formulas.f_at, _formulas.df_at  # f(z_ij), f'(z_ij) with unit j's alpha_j where it has one
 
 
 # --------------------------------------------------------------------------- matrix products
@@ -121,17 +121,11 @@ def _add_bias(z, b):
 
 
 @jit(inline="always")
-def _alpha_at(act, alpha, j):
-    """alpha_j for the activations with a parameter per unit (leaky_relu, elu, prelu); 0 for the others."""
-    return alpha[j] if (act == PRELU or act == LEAKY_RELU or act == ELU) else 0.0
-
-
-@jit(inline="always")
 def _map_f(act, z, alpha, a):
     """a = f(z) elementwise, for a constant activation code."""
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
-            a[i, j] = _f(act, z[i, j], _alpha_at(act, alpha, j))
+            a[i, j] = _f_at(act, z, alpha, i, j)
 
 
 @jit(inline="always")
@@ -139,7 +133,7 @@ def _map_df(act, z, alpha, g, delta):
     """delta = f'(z) * g elementwise, for a constant activation code (g may alias delta)."""
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
-            delta[i, j] = _df(act, z[i, j], _alpha_at(act, alpha, j)) * g[i, j]
+            delta[i, j] = _df_at(act, z, alpha, i, j) * g[i, j]
 
 
 @jit
