@@ -23,9 +23,10 @@ inline function, and the fused epoch's loops (its update above all) are only fas
 inlined with their constant arguments folded in, while the vectorised activations alone use up GCC's
 default budget.  To see it, time a build with and without INLINE_FLAGS on an epoch with momentum at
 batch 32: ``python benchmarks/experiments/activations.py --acts relu --batch 32 --momentum 0.9``.
-On x86-64 every module is built twice, for the compiler's portable default CPU and with AVX2 + FMA
-(AVX2_FLAGS); kernels/cython_cpu.py picks at run time, so the install still runs on any x86-64 CPU.
-FASTNN_MARCH_NATIVE=1 adds -march=native to both, for a build that only this machine will run.
+On x86-64 every module is built three times, for the compiler's portable default CPU, with AVX2 +
+FMA and with AVX-512 (ISA_BUILDS); kernels/cython_cpu.py picks at run time, so the install still runs
+on any x86-64 CPU.  FASTNN_MARCH_NATIVE=1 adds -march=native to all, for a build that only this machine
+will run.
 """
 from __future__ import annotations
 
@@ -41,11 +42,22 @@ from setuptools.command.build_ext import build_ext
 CYTHON_DIR = "kernels/cython"
 # module -> does it use OpenMP (prange in _kernels, the epoch's thread team in _epoch)?
 CYTHON_MODULES = {"_kernels": True, "_epoch": True}
-# Each module is built twice on x86-64: for the portable default CPU, and as <module>_avx2 (a .pyx that
-# includes the module's source) with these flags; kernels/cython_cpu.py loads the _avx2 pair when
-# the CPU has AVX2 and FMA.  A compiler that rejects the flags builds only the portable pair.
-AVX2_SUFFIX = "_avx2"
-AVX2_FLAGS = {"msvc": ["/arch:AVX2"], "other": ["-mavx2", "-mfma"]}
+# Each module is also built, on x86-64, as <module><suffix> (a .pyx that includes the module's source)
+# with these flags; kernels/cython_cpu.py loads the best pair the CPU runs.  A compiler that rejects a
+# build's flags skips that build.  AVX-512: F, CD, BW, DQ and VL (Skylake-X, Zen 4 and later), with
+# 512-bit vectors preferred (GCC would otherwise tune the loops for 256-bit ones), which is where the
+# vectorised e^x, tanh and the sigmoid of _core.pxd reach NumPy's own AVX-512 loops.
+ISA_BUILDS = {
+    "_avx2": {"msvc": ["/arch:AVX2"], "other": ["-mavx2", "-mfma"]},
+    "_avx512": {"msvc": ["/arch:AVX512"],
+                "other": ["-mavx2", "-mfma", "-mavx512f", "-mavx512cd", "-mavx512bw", "-mavx512dq",
+                          "-mavx512vl", "-mprefer-vector-width=512"]},
+}
+
+
+def _isa_suffix(name: str) -> str:
+    """'_avx2', '_avx512' or '' for an extension's (dotted) name."""
+    return next((s for s in ISA_BUILDS if name.endswith(s)), "")
 
 OPENMP_PROBE = r"""
 #include <omp.h>
@@ -81,10 +93,10 @@ def _cython_extensions() -> list[Extension]:
         Extension(
             f"fastnn.kernels.cython.{name}",
             sources=[f"{CYTHON_DIR}/{name}.pyx"],
-            depends=[f"{CYTHON_DIR}/_core.pxd", f"{CYTHON_DIR}/{name.removesuffix(AVX2_SUFFIX)}.pyx"],
+            depends=[f"{CYTHON_DIR}/_core.pxd", f"{CYTHON_DIR}/{name.removesuffix(_isa_suffix(name))}.pyx"],
             optional=True,  # a compiler error warns instead of failing the whole install
         )
-        for name in [*CYTHON_MODULES, *([f"{m}{AVX2_SUFFIX}" for m in CYTHON_MODULES] if _x86_64() else [])]
+        for name in [*CYTHON_MODULES, *([f"{m}{s}" for s in ISA_BUILDS for m in CYTHON_MODULES] if _x86_64() else [])]
     ]
     try:
         compiled = cythonize(extensions, include_path=[CYTHON_DIR], quiet=True,
@@ -173,15 +185,18 @@ class BuildExt(build_ext):
             # like this one: never for wheels that other machines install.
             optimise.append("-march=native")
             print("fastnn: FASTNN_MARCH_NATIVE=1: compiling for this CPU (-march=native)")
-        avx2 = AVX2_FLAGS["msvc" if self.compiler.compiler_type == "msvc" else "other"]
-        if any(ext.name.endswith(AVX2_SUFFIX) for ext in self.extensions) and not _accepted(self.compiler, avx2):
-            print(f"fastnn: the compiler rejects {' '.join(avx2)}: building only the portable Cython modules")
-            self.extensions = [ext for ext in self.extensions if not ext.name.endswith(AVX2_SUFFIX)]
+        kind = "msvc" if self.compiler.compiler_type == "msvc" else "other"
+        for suffix, isa_flags in ISA_BUILDS.items():
+            wanted = any(_isa_suffix(ext.name) == suffix for ext in self.extensions)
+            if wanted and not _accepted(self.compiler, isa_flags[kind]):
+                print(f"fastnn: the compiler rejects {' '.join(isa_flags[kind])}: no {suffix[1:]} build")
+                self.extensions = [ext for ext in self.extensions if _isa_suffix(ext.name) != suffix]
         for ext in self.extensions:
             ext.extra_compile_args = [*ext.extra_compile_args, *optimise]
-            if ext.name.endswith(AVX2_SUFFIX):
-                ext.extra_compile_args = [*ext.extra_compile_args, *avx2]
-            uses_openmp = CYTHON_MODULES.get(ext.name.rsplit(".", 1)[-1].removesuffix(AVX2_SUFFIX), False)
+            suffix = _isa_suffix(ext.name)
+            if suffix:
+                ext.extra_compile_args = [*ext.extra_compile_args, *ISA_BUILDS[suffix][kind]]
+            uses_openmp = CYTHON_MODULES.get(ext.name.rsplit(".", 1)[-1].removesuffix(suffix), False)
             if flags is not None and uses_openmp:
                 ext.extra_compile_args = [*ext.extra_compile_args, *flags[0]]
                 ext.extra_link_args = [*ext.extra_link_args, *flags[1]]

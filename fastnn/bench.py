@@ -452,7 +452,25 @@ def markdown(records: list[Record], info: dict | None = None) -> str:
                 err = f"(train acc {r.extra['train_accuracy']:.3f}; floor {floor:.0%})"
         sp = "" if r.speedup is None else f"{r.speedup:.2f}x"
         lines.append(f"| {r.group} | {r.backend} | {_fmt_time(r.median_s)} | {_fmt_time(r.iqr_s)} | {sp} | {err} |")
+    slow = slower_than_reference(records)
+    if slow:
+        lines += ["", f"Compiled cases below {SLOW_FLOOR:.2f}x the NumPy reference:", ""]
+        lines += [f"- {line.removeprefix('SLOWER THAN NUMPY ')}" for line in slow]
     return "\n".join(lines) + "\n"
+
+
+TEACHING_ONLY = ("matmul blocked",)  # hand-written kernels for reading, compared with BLAS but not held to it
+SLOW_FLOOR = 0.95  # a compiled case below this speed-up over the NumPy reference is reported
+
+
+def slower_than_reference(records: list[Record], floor: float = SLOW_FLOOR) -> list[str]:
+    """Cases where a compiled backend (not numpy, not a peer framework) is slower than the NumPy
+    reference of the same run: one line each, slowest first; the teaching-only kernels are left out."""
+    peers = {"torch", "sklearn", "jax"}
+    slow = [r for r in records if r.backend != "numpy" and r.backend not in peers and r.speedup is not None
+            and r.speedup < floor and not r.group.startswith(TEACHING_ONLY)]
+    return [f"SLOWER THAN NUMPY {r.group} [{r.backend}]: {r.speedup:.2f}x ({_fmt_time(r.median_s)})"
+            for r in sorted(slow, key=lambda r: r.speedup)]
 
 
 def save(records: list[Record], out_dir: str | os.PathLike, info: dict | None = None, plot: bool = True) -> list[str]:
@@ -557,6 +575,11 @@ def main(args) -> int:
     print(markdown(records, info))
     for path in save(records, args.out, info):
         print(f"saved {path}")
+    slow = slower_than_reference(records)
+    print()
+    print("\n".join(slow) if slow else
+          f"every compiled case is at least {SLOW_FLOOR:.2f}x the NumPy reference "
+          f"(leaving out the teaching kernels: {', '.join(TEACHING_ONLY)})")
     if args.compare:
         flagged = compare(records, args.compare, args.threshold)
         print("\n".join(flagged) if flagged else f"no regressions against {args.compare}")

@@ -44,9 +44,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "call"),
     Setting("FASTNN_BLAS", "choice", "auto", "the BLAS the compiled backends call: NumPy's bundled OpenBLAS, "
             "SciPy's, or auto (NumPy's when usable)", "import", choices=("auto", "numpy", "scipy")),
-    Setting("FASTNN_CYTHON_ISA", "choice", "auto", "which build of the Cython extensions to load: avx2 (AVX2 + "
-            "FMA), baseline (portable), or auto (avx2 when the CPU has it)", "import",
-            choices=("auto", "avx2", "baseline")),
+    Setting("FASTNN_CYTHON_ISA", "choice", "auto", "which build of the Cython extensions to load: avx512 "
+            "(AVX-512), avx2 (AVX2 + FMA), baseline (portable), or auto (the widest the CPU runs)", "import",
+            choices=("auto", "avx512", "avx2", "baseline")),
     Setting("FASTNN_CUDA_TPB", "int", "128", "CUDA threads per block of the 1-D kernels (a power of two)",
             "import", low=1, high=1024, power_of_two=True),
     Setting("FASTNN_CUDA_TILE", "int", "16", "edge of the CUDA matmul tile (TILE x TILE threads per block)",

@@ -7,9 +7,10 @@ function pointer, or to SciPy's (``scipy.linalg.cython_blas``) where NumPy has n
 ``matmul(..., method="blocked")`` is a hand-written cache-blocked kernel on OpenMP threads, for
 teaching and comparison.  ``train_epoch`` runs a whole epoch in one nogil call (``_epoch.pyx``).
 
-Every module is built twice on x86-64 (setup.py): for the portable default CPU and with AVX2 + FMA
-(``_kernels_avx2``, ``_epoch_avx2``: the same source).  ``ISA`` says which pair was loaded: the AVX2 one
-when the CPU has both, unless ``FASTNN_CYTHON_ISA=baseline`` (``avx2`` insists, ``auto`` is the default).
+Every module is built three times on x86-64 (setup.py): for the portable default CPU, with AVX2 + FMA
+(``_kernels_avx2``, ``_epoch_avx2``) and with AVX-512 (``_kernels_avx512``, ``_epoch_avx512``), all
+from the same source.  ``ISA`` says which pair was loaded: by default (``FASTNN_CYTHON_ISA=auto``) the
+widest one the CPU runs; ``avx512``, ``avx2`` or ``baseline`` insist on one.
 
 If the extensions were not built (no C compiler or no Cython at install time) importing this module
 raises ImportError saying so and how to fix it, and fastnn lists the backend as unavailable.
@@ -38,39 +39,70 @@ class IsaChoiceError(config.ConfigError):
 ISA_CHOICES = config.SETTINGS["FASTNN_CYTHON_ISA"].choices
 
 
-def _cpu_has_avx2_fma() -> bool:
-    """AVX2 and FMA usable here (NumPy's run-time detection, which also checks that the OS saves YMM)."""
+# The builds beyond the portable one, widest first: (name, NumPy's CPU features it needs, what they are)
+ISA_BUILDS = (
+    ("avx512", ("AVX512_SKX", "AVX2", "FMA3"), "AVX-512 (F, CD, BW, DQ, VL)"),
+    ("avx2", ("AVX2", "FMA3"), "AVX2 and FMA"),
+)
+
+
+def _cpu_features() -> dict[str, bool]:
+    """NumPy's run-time CPU detection (which also checks that the OS saves the wide registers)."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features
-    except ImportError:  # a NumPy without it: assume the portable build
-        return False
-    return bool(features.get("AVX2")) and bool(features.get("FMA3"))
+    except ImportError:  # a NumPy without it: only the portable build is safe
+        return {}
+    return dict(features)
+
+
+def _cpu_has_avx2_fma() -> bool:
+    """AVX2 and FMA usable here."""
+    return _cpu_runs("avx2")
+
+
+def _cpu_runs(isa: str) -> bool:
+    """Whether this CPU has every feature the build `isa` was compiled for."""
+    features = _cpu_features()
+    needs = dict((name, need) for name, need, _ in ISA_BUILDS)[isa]
+    return all(features.get(f) for f in needs)
+
+
+def _built(isa: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(f"fastnn.kernels.cython.{m}_{isa}") is not None for m in ("_kernels", "_epoch"))
 
 
 def choose_isa() -> tuple[str, str]:
-    """('avx2' or 'baseline', why): which build of the extension modules to load (FASTNN_CYTHON_ISA)."""
-    import importlib.util
-
+    """('avx512', 'avx2' or 'baseline', why): which build of the extension modules to load (FASTNN_CYTHON_ISA)."""
     try:
         setting = config.get("FASTNN_CYTHON_ISA")
     except config.ConfigError as exc:
         raise IsaChoiceError(str(exc)) from None
     if setting == "baseline":
         return "baseline", "FASTNN_CYTHON_ISA=baseline"
-    built = all(importlib.util.find_spec(f"fastnn.kernels.cython.{m}_avx2") is not None for m in ("_kernels", "_epoch"))
-    cpu = _cpu_has_avx2_fma()
-    if built and cpu:
-        return "avx2", f"FASTNN_CYTHON_ISA={setting}: the CPU has AVX2 and FMA"
-    why = ("this CPU lacks AVX2 or FMA" if not cpu
-           else "the AVX2 build is missing (not x86-64, or its compiler rejected -mavx2)")
-    if setting == "avx2":
-        raise IsaChoiceError(f"FASTNN_CYTHON_ISA=avx2, but {why}; unset FASTNN_CYTHON_ISA to use the portable build")
-    return "baseline", f"portable build: {why}"
+    reasons = []
+    for isa, _, what in ISA_BUILDS:
+        if setting not in ("auto", isa):
+            continue
+        cpu, built = _cpu_runs(isa), _built(isa)
+        if cpu and built:
+            return isa, f"FASTNN_CYTHON_ISA={setting}: the CPU has {what}"
+        why = (f"this CPU lacks {what}" if not cpu
+               else f"the {isa} build is missing (not x86-64, or its compiler rejected the flags)")
+        if setting == isa:
+            raise IsaChoiceError(f"FASTNN_CYTHON_ISA={isa}, but {why}; unset FASTNN_CYTHON_ISA to use the "
+                                 f"best build this machine runs")
+        reasons.append(why)
+    return "baseline", f"portable build: {reasons[-1]}"
 
 
 ISA, ISA_REASON = choose_isa()
 try:
-    if ISA == "avx2":
+    if ISA == "avx512":
+        from fastnn.kernels.cython import _epoch_avx512 as _epoch
+        from fastnn.kernels.cython import _kernels_avx512 as _kernels
+    elif ISA == "avx2":
         from fastnn.kernels.cython import _epoch_avx2 as _epoch
         from fastnn.kernels.cython import _kernels_avx2 as _kernels
     else:

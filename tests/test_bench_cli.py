@@ -91,3 +91,23 @@ def test_epoch_rows_report_the_fraction_of_the_gemm_floor():
     assert "Float32 GEMM here: 120 GFLOP/s" in text and f"at least {bench.GFLOP_PER_EPOCH / 120:.3f} s" in text
     assert "(train acc 0.900; floor 75%)" in text
     assert "floor" not in bench.markdown([rec], bench.machine_info())  # no rate measured: no floor claimed
+
+
+def test_slower_than_reference_lists_compiled_cases_below_the_floor():
+    def rec(group, backend, speedup):
+        return bench.Record(group, backend, median_s=1e-3, iqr_s=0.0, rounds=3, first_call_s=0.0, speedup=speedup)
+
+    records = [rec("activate tanh 8x8 float64", "numpy", 1.0), rec("activate tanh 8x8 float64", "numba", 0.5),
+               rec("activate tanh 8x8 float64", "cython", 0.97), rec("dropout 8x8 float32", "cython", 0.9),
+               rec("matmul blocked 8x8 float32", "numba", 0.2),  # a teaching kernel: reported in the table only
+               rec("epoch 784-256-128-10 batch 128 float32", "torch", 0.4)]  # a peer framework, not fastnn
+    slow = bench.slower_than_reference(records)
+    assert slow == ["SLOWER THAN NUMPY activate tanh 8x8 float64 [numba]: 0.50x (1.000 ms)",
+                    "SLOWER THAN NUMPY dropout 8x8 float32 [cython]: 0.90x (1.000 ms)"]
+    text = bench.markdown(records)
+    assert "below 0.95x the NumPy reference" in text and "- activate tanh 8x8 float64 [numba]: 0.50x" in text
+
+
+def test_bench_ends_with_the_slow_cases_or_says_there_are_none(tmp_path, capsys):
+    main(["bench", "--quick", "--no-epochs", "--min-time", "0.01", "--backends", "numpy", "--out", str(tmp_path)])
+    assert "every compiled case is at least 0.95x the NumPy reference" in capsys.readouterr().out

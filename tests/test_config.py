@@ -37,7 +37,7 @@ def test_values_are_parsed(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("name, value, fix", [
     ("FASTNN_BLAS", "mkl", "one of auto, numpy, scipy"),
-    ("FASTNN_CYTHON_ISA", "sse9", "one of auto, avx2, baseline"),
+    ("FASTNN_CYTHON_ISA", "sse9", "one of auto, avx512, avx2, baseline"),
     ("FASTNN_CUDA_TPB", "100", "a power of two from 1 to 1024"),
     ("FASTNN_CUDA_TILE", "64", "an integer from 1 to 32"),
     ("FASTNN_CUDA_MAX_BLOCKS", "many", "an integer from 1 to 65535"),

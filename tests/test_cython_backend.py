@@ -464,7 +464,7 @@ def test_pyx_sources_are_in_the_repository():
     assert "kernels/cython/_kernels.pyx" not in lines
 
 
-# --------------------------------------------------------------------------- the two builds (portable, AVX2)
+# --------------------------------------------------------------------------- the builds (portable, AVX2, AVX-512)
 
 
 def test_isa_choice(monkeypatch):
@@ -472,13 +472,21 @@ def test_isa_choice(monkeypatch):
     monkeypatch.setenv("FASTNN_CYTHON_ISA", "baseline")
     assert cy.choose_isa() == ("baseline", "FASTNN_CYTHON_ISA=baseline")
     monkeypatch.setenv("FASTNN_CYTHON_ISA", "sse9")
-    with pytest.raises(cy.IsaChoiceError, match="FASTNN_CYTHON_ISA='sse9'.*auto, avx2, baseline"):
+    with pytest.raises(cy.IsaChoiceError, match="FASTNN_CYTHON_ISA='sse9'.*auto, avx512, avx2, baseline"):
         cy.choose_isa()
-    monkeypatch.setattr(cy, "_cpu_has_avx2_fma", lambda: False)  # an old CPU: never the AVX2 build
+    monkeypatch.setattr(cy, "_cpu_features", lambda: {})  # an old CPU: never a wide build
     monkeypatch.setenv("FASTNN_CYTHON_ISA", "auto")
-    assert cy.choose_isa() == ("baseline", "portable build: this CPU lacks AVX2 or FMA")
+    assert cy.choose_isa() == ("baseline", "portable build: this CPU lacks AVX2 and FMA")
     monkeypatch.setenv("FASTNN_CYTHON_ISA", "avx2")
-    with pytest.raises(cy.IsaChoiceError, match="lacks AVX2 or FMA; unset FASTNN_CYTHON_ISA"):
+    with pytest.raises(cy.IsaChoiceError, match="lacks AVX2 and FMA; unset FASTNN_CYTHON_ISA"):
+        cy.choose_isa()
+    # an AVX2 CPU without AVX-512: auto takes the AVX2 build, avx512 is refused with the reason
+    monkeypatch.setattr(cy, "_cpu_features", lambda: {"AVX2": True, "FMA3": True})
+    monkeypatch.setenv("FASTNN_CYTHON_ISA", "auto")
+    if cy._built("avx2"):
+        assert cy.choose_isa()[0] == "avx2"
+    monkeypatch.setenv("FASTNN_CYTHON_ISA", "avx512")
+    with pytest.raises(cy.IsaChoiceError, match="FASTNN_CYTHON_ISA=avx512, but this CPU lacks AVX-512"):
         cy.choose_isa()
 
 
@@ -490,11 +498,14 @@ def test_bad_isa_setting_is_the_reason_not_an_install_hint(fresh_registry):
 
 
 @needs_build
-def test_the_avx2_build_is_used_where_the_cpu_has_it():
+def test_the_widest_build_the_cpu_runs_is_used():
     cy = pytest.importorskip("fastnn.kernels.cython_cpu")
-    if not cy._cpu_has_avx2_fma() or os.environ.get("FASTNN_CYTHON_ISA", "auto") != "auto":
-        pytest.skip("no AVX2 + FMA here, or the build is chosen by hand")
-    assert cy.ISA == "avx2" and cy._epoch.__name__.endswith("_epoch_avx2")
+    if os.environ.get("FASTNN_CYTHON_ISA", "auto") != "auto":
+        pytest.skip("the build is chosen by hand")
+    want = next((isa for isa, _, _ in cy.ISA_BUILDS if cy._cpu_runs(isa)), "baseline")
+    assert cy.ISA == want
+    if want != "baseline":
+        assert cy._epoch.__name__.endswith(f"_epoch_{want}") and cy._kernels.__name__.endswith(f"_kernels_{want}")
 
 
 @needs_build

@@ -15,7 +15,7 @@ Every function here runs on the calling thread.  Threads are the caller's busine
 (kernels/README.md, "The fused epochs' thread team"), and ``_kernels.pyx``'s ``matmul_blocked`` its
 own ``prange``.
 """
-from libc.math cimport exp, expl, expm1, fabs, fabsf, log, log1p, log1pl, logl, tanh
+from libc.math cimport exp, expl, fabs, fabsf, log, log1p, log1pl, logl
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -54,14 +54,14 @@ cdef extern from *:
 
 
 # --------------------------------------------------------------------------- vectorisable e^x
-# float e^x, e^x - 1, tanh and the sigmoid in arithmetic, bit operations and selects, so that the
-# loops below vectorise: libm's expf/tanhf are one call per element, which keeps a loop scalar, and a
-# tanh layer then loses to NumPy's SIMD np.tanh (benchmarks/experiments/activations.py --acts tanh
-# times each backend's epoch per activation).  The same algorithm and constants as kernels/vecmath.py
-# (the Numba backend), whose docstring explains them and the accuracy (2 ulp): x = n ln2 + r by
-# "magic number" rounding, Cephes's polynomial for e^r - 1 - r, 2^n built in the exponent bits.
-# double keeps the C library's functions (gradient checks need its last digits).  The C compiler
-# must not reassociate (no -ffast-math: setup.py): (t + M) - M is the rounding.
+# e^x, e^x - 1, tanh and the sigmoid in arithmetic, bit operations and selects, float and double, so
+# that the loops below vectorise: libm's exp/tanh are one call per element, which keeps a loop scalar,
+# and a tanh layer then loses to NumPy's SIMD np.tanh (benchmarks/experiments/activations.py --acts tanh
+# times each backend's epoch per activation).  The same algorithms and constants as kernels/vecmath.py
+# (the Numba backend), whose docstring explains them and their accuracy: x = n ln2 + r by "magic
+# number" rounding, a polynomial for e^r - 1 - r, 2^n built in the exponent bits.  The C compiler must
+# not reassociate (no -ffast-math: setup.py): (t + M) - M is the rounding, and the hi + lo sums of the
+# double versions are exact only as written.
 
 cdef extern from *:
     """
@@ -119,31 +119,101 @@ cdef extern from *:
         float e = fnn_expf(-fabsf(z));
         return z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
     }
+
+    /* double: the same reduction with M = 1.5 * 2^52, n in [-1022, 1023], and the Taylor series of
+       e^r - 1 - r to r^13/13!; the sums that cancel are carried as hi + lo (Fast2Sum) and the
+       quotients get one correction step, so each result is within about 1 ulp (kernels/vecmath.py) */
+    static inline double fnn_f64(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+    static inline uint64_t fnn_u64(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+
+    #define FNN_HI64 709.436139303104
+    #define FNN_LO64 (-708.3964185322641)
+
+    /* e^x = 2^n (1 + r + p r^2); returns p, sets *scale = 2^n and *rr = r */
+    static inline double fnn_expp_d(double x, double *scale, double *rr) {
+        x = x > FNN_HI64 ? FNN_HI64 : x;
+        x = x < FNN_LO64 ? FNN_LO64 : x;
+        double t = x * 1.4426950408889634 + 6755399441055744.0;
+        double n = t - 6755399441055744.0;
+        double r = (x - n * 0.693145751953125) - n * 1.4286068203094173e-06;
+        double p = 1.6059043836821613e-10;
+        p = p * r + 2.08767569878681e-09;
+        p = p * r + 2.505210838544172e-08;
+        p = p * r + 2.755731922398589e-07;
+        p = p * r + 2.7557319223985893e-06;
+        p = p * r + 2.48015873015873e-05;
+        p = p * r + 0.0001984126984126984;
+        p = p * r + 0.001388888888888889;
+        p = p * r + 0.008333333333333333;
+        p = p * r + 0.041666666666666664;
+        p = p * r + 0.16666666666666666;
+        p = p * r + 0.5;
+        *scale = fnn_f64((fnn_u64(t) + 1023u) << 52);
+        *rr = r;
+        return p;
+    }
+    static inline double fnn_exp_d(double x) {
+        double s, r, p = fnn_expp_d(x, &s, &r), y = s * (p * (r * r) + r) + s;
+        y = x > FNN_HI64 ? INFINITY : y;
+        return x < FNN_LO64 ? 0.0 : y;
+    }
+    static inline double fnn_expm1_d(double x) {
+        double s, r, p = fnn_expp_d(x, &s, &r);
+        double sm1 = s - 1.0, sr = s * r;  /* both exact */
+        double a = sm1 + sr, a_lo = sr - (a - sm1);
+        double y = a + ((s * p) * (r * r) + a_lo);
+        y = x > FNN_HI64 ? INFINITY : y;
+        return x < FNN_LO64 ? -1.0 : y;
+    }
+    /* tanh x = -m / (2 + m), m = e^-2|x| - 1, with the sign of x */
+    static inline double fnn_tanh_d(double x) {
+        double u = -2.0 * fabs(x);
+        double s, r, p = fnn_expp_d(u, &s, &r);
+        double sm1 = s - 1.0, sr = s * r;
+        double a = sm1 + sr, a_lo = sr - (a - sm1);
+        double b = (s * p) * (r * r);
+        double m = a + b, m_lo = (b - (m - a)) + a_lo;
+        double d = 2.0 + m, d_lo = (m - (d - 2.0)) + m_lo;
+        double inv = 1.0 / d, t = -m * inv;
+        double rem = -m - t * d;  /* exact with a fused multiply-add */
+        t = t + (rem - m_lo - t * d_lo) * inv;
+        t = u < FNN_LO64 ? 1.0 : t;
+        return x >= 0.0 ? t : -t;
+    }
+    static inline double fnn_sigmoid_d(double z) {
+        double e = fnn_exp_d(-fabs(z)), num = z >= 0.0 ? 1.0 : e;
+        double d = 1.0 + e, d_lo = e - (d - 1.0);
+        double inv = 1.0 / d, s = num * inv;
+        double rem = num - s * d;
+        return s + (rem - s * d_lo) * inv;
+    }
     """
     float fnn_expf(float x) noexcept nogil
     float fnn_expm1f(float x) noexcept nogil
     float fnn_tanhf(float x) noexcept nogil
     float fnn_sigmoidf(float z) noexcept nogil
+    double fnn_exp_d(double x) noexcept nogil
+    double fnn_expm1_d(double x) noexcept nogil
+    double fnn_tanh_d(double x) noexcept nogil
+    double fnn_sigmoid_d(double z) noexcept nogil
 
 
 # --------------------------------------------------------------------------- scalar formulas
 
 cdef inline real _exp(real x) noexcept nogil:
-    """e^x in the dtype (float: vectorisable, above; double: the C library's)."""
+    """e^x in the dtype (vectorisable, above)."""
     if real is float:
         return fnn_expf(x)
     else:
-        return exp(x)
+        return fnn_exp_d(x)
 
 
 cdef inline real sigmoid(real z) noexcept nogil:
     """s(z) = 1 / (1 + e^-z), through e^-|z| so that it never overflows."""
-    cdef real e
     if real is float:
-        return fnn_sigmoidf(z)  # the same formula, vectorisable (above)
+        return fnn_sigmoidf(z)  # vectorisable (above)
     else:
-        e = exp(-fabs(z))
-        return 1 / (1 + e) if z >= 0 else e / (1 + e)
+        return fnn_sigmoid_d(z)
 
 
 cdef inline real sigmoid_slope(real s) noexcept nogil:
@@ -161,7 +231,7 @@ cdef inline real f(int act, real z, real alpha) noexcept nogil:
         if real is float:
             return fnn_tanhf(z)
         else:
-            return tanh(z)
+            return fnn_tanh_d(z)
     if act == LEAKY_RELU:
         return z if z > 0 else alpha * z
     if act == ELU:
@@ -170,7 +240,7 @@ cdef inline real f(int act, real z, real alpha) noexcept nogil:
         if real is float:
             return alpha * fnn_expm1f(z)
         else:
-            return alpha * expm1(z)
+            return alpha * fnn_expm1_d(z)
     if act == PRELU:
         return z if z > 0 else alpha * z
     return z  # IDENTITY
