@@ -274,3 +274,26 @@ def test_kernels_are_cached_with_that_key():
     locator = numba_cpu._epoch._cache._impl._locator
     assert isinstance(locator, numba_config.LOCATORS), type(locator)
     assert locator.get_source_stamp()[1] == numba_config.sources_stamp()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numba_backend_kernels_vectorise_for_the_host(dtype):
+    """The Numba backend's own activate kernel (not a test loop) has packed fused multiply-adds: only the
+    e^x-based loops (sigmoid, tanh, ELU, softmax) have FMAs, so they are vectorised for this host (with
+    the C library's exp/tanh, float64 had none)."""
+    import re
+
+    from numba import from_dtype
+    from numpy._core._multiarray_umath import __cpu_features__ as features
+
+    from fastnn.kernels import numba_cpu
+
+    if not features.get("FMA3"):
+        pytest.skip("no FMA on this CPU: the packed code uses other instructions")
+    z = np.zeros((4, 33), dtype=dtype)
+    numba_cpu.activate(codes.TANH, z, np.zeros(0, dtype=dtype), np.empty_like(z))
+    kernel = numba_cpu._activate
+    sig = next(s for s in kernel.signatures if s[1].dtype == from_dtype(np.dtype(dtype)) and s[1].layout == "C")
+    asm = kernel.inspect_asm(sig)
+    packed = re.findall(r"vfmadd\w*p[sd]\s+%[xyz]mm", asm) or re.findall(r"vfmadd\w*p[sd]\s+[xyz]mm", asm)
+    assert packed, "no packed fused multiply-adds: the tanh loop did not vectorise"

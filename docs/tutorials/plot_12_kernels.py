@@ -95,7 +95,7 @@ show("df, the per-element derivative", *file_block("formulas.py", "def df("))
 
 # %%
 # **Cython.** C-level functions over raw pointers, in ``kernels/cython/_core.pxd``, compiled
-# twice (for any x86-64 CPU, and for AVX2 + FMA): the same specialised loops, and the derivative
+# three times (for any x86-64 CPU, for AVX2 + FMA and for AVX-512): the same specialised loops, and the derivative
 # written once as an inline C function.
 
 for first in ("cdef inline void activation_backward(", "cdef inline void times_derivative(",

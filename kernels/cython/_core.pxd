@@ -109,7 +109,7 @@ cdef extern from *:
         p = p * s + 1.33314422036e-1f;
         p = p * s + -3.33332819422e-1f;
         float small = p * s * x + x;
-        float e = fnn_expf(-2.0f * fabsf(x));
+        float scale, q = fnn_expq_f(-2.0f * fabsf(x), &scale), e = scale + scale * q;  /* e <= 1: no selects */
         float big = (1.0f - e) / (1.0f + e);
         big = x > 0.0f ? big : -big;
         return fabsf(x) < 0.625f ? small : big;
