@@ -199,8 +199,7 @@ def tanh64(x):
     inv = 1.0 / d  # one division: the correction step below repairs t's last bit
     t = -m * inv
     rem = -m - t * d  # exact with a fused multiply-add
-    t = t + (rem - m_lo - t * d_lo) * inv
-    t = 1.0 if u < _LO64 else t
+    t = t + (rem - m_lo - t * d_lo) * inv  # |x| > 354 (u clamped to -708.4, 2^n = 2^-1022) gives 1 exactly
     return t if x >= 0.0 else -t
 
 

@@ -176,8 +176,7 @@ cdef extern from *:
         double d = 2.0 + m, d_lo = (m - (d - 2.0)) + m_lo;
         double inv = 1.0 / d, t = -m * inv;
         double rem = -m - t * d;  /* exact with a fused multiply-add */
-        t = t + (rem - m_lo - t * d_lo) * inv;
-        t = u < FNN_LO64 ? 1.0 : t;
+        t = t + (rem - m_lo - t * d_lo) * inv;  /* |x| > 354: u clamps, t = 1 exactly */
         return x >= 0.0 ? t : -t;
     }
     static inline double fnn_sigmoid_d(double z) {
