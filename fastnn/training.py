@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastnn import engine, schedules
-from fastnn.kernels import contract
+from fastnn.kernels import config, contract, team
 from fastnn.progress import EpochReporter
 from fastnn.validation import check_float, check_positive_int
 
@@ -66,6 +66,9 @@ class History:
     epoch_time: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # the learning rate of each epoch (lr_schedule)
     batch_loss: list[np.ndarray] = field(default_factory=list)  # per epoch: each mini-batch's loss
+    # per epoch: the threads a compiled backend's fused epoch trained on after timing its first
+    # batches at each team size (empty when the epochs ran step by step or on a fixed team)
+    threads: list[int] = field(default_factory=list)
     stopped_early: bool = False
     best_epoch: int | None = None  # set by early stopping: 1 for the first epoch, as the log counts
     diverged: bool = False
@@ -233,7 +236,6 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     if model.loss_name == "mse":  # say which "mse": the course's squared error is twice this number
         reporter.message("loss: mse = 1/2 sum_j (a_j - y_j)^2 per sample, half the squared error "
                          "(fastnn.losses.get('squared_error') is the whole)")
-    watch = _DivergenceWatch(_initial_loss(be, spec, state.params, hyper, X, Y))
     for cb in cbs:
         cb.on_train_begin(model)
 
@@ -244,6 +246,14 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
     try:
         if run_epoch is not engine.run_epoch:
             held.enter_context(contract.hook(be, "fit_scope")(spec, batch_size))
+            full = contract.hook(be, "team_size")(spec, min(batch_size, n))
+            if full > 1 and config.get("FASTNN_ADAPTIVE_TEAM"):
+                # a busy machine can make the team slower than one thread: each epoch times a few
+                # batches at each team size and trains on at the fastest (kernels/team.py)
+                run_epoch = team.Adaptive(run_epoch, full)
+        # inside the scope: on the BLAS's own threads, this pass would leave them spinning (about 0.1 s,
+        # OpenBLAS's default) on the cores the first epoch's team needs
+        watch = _DivergenceWatch(_initial_loss(be, spec, state.params, hyper, X, Y))
         for epoch in range(epochs):
             t0 = time.perf_counter()
             before = state.snapshot()
@@ -273,6 +283,8 @@ def fit(model: MLP, X, y, *, epochs: int = 10, batch_size: int = 32, lr: float =
                 logs |= _validation_logs(be, spec, state.params, hyper, val)
             logs["lr"] = hyper.lr
             history.record(logs, stats, time.perf_counter() - t0)
+            if isinstance(run_epoch, team.Adaptive):
+                history.threads.append(run_epoch.chosen[-1])
             logs["time"] = history.epoch_time[-1]
             reporter.epoch_end(epoch, logs)
 

@@ -57,6 +57,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "purpose)", "build"),
     Setting("FASTNN_MARCH_NATIVE", "flag", "0", "build the Cython extensions with -march=native (a build only "
             "this machine's CPU runs)", "build"),
+    Setting("FASTNN_ADAPTIVE_TEAM", "flag", "1", "fit times a few batches of each epoch at each team size "
+            "of the compiled backends' fused epoch and trains the rest at the fastest (0: always the "
+            "full team, for benchmarks that must not adapt)", "call"),
     Setting("FASTNN_BENCH_LARGE", "flag", "0", "the pytest-benchmark suite also times kernels at batch 1024",
             "benchmarks"),
 )}

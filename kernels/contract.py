@@ -114,9 +114,10 @@ class Hook:
 #: Every optional hook the API layer calls.  Add a hook here first; kernels/README.md lists the same.
 HOOKS: dict[str, Hook] = {
     "train_epoch": Hook(
-        "train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats",
+        "train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0, threads) -> EpochStats",
         "a whole epoch in one compiled call; the same weights as fastnn.engine.run_epoch (the caller "
-        "falls back to run_epoch when absent, and always for residual networks)",
+        "falls back to run_epoch when absent, and always for residual networks); threads (default None: "
+        "team_size's) is the team to split each batch over, which fit chooses by timing (kernels/team.py)",
         None),
     "fit_scope": Hook(
         "fit_scope(spec, batch_size) -> context manager",

@@ -263,8 +263,10 @@ def fit_scope(spec, batch_size: int):
     return team.blas_held(team_size(spec, batch_size))
 
 
-def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
-    """A whole epoch in one nogil call; same signature and results as fastnn.engine.run_epoch."""
+def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0,
+                threads: int | None = None) -> EpochStats:
+    """A whole epoch in one nogil call; same results as fastnn.engine.run_epoch (threads: the team's
+    size, None for team_size's)."""
     if getattr(spec, "residual", False):
         raise ValueError("the fused train_epoch knows no skip connections; "
                          "train residual networks with fastnn.engine.run_epoch")
@@ -285,7 +287,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     sparse = _epoch.SparseArrays._make(sparse_input.buffers(data.X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
     grad_norm_sum = np.zeros(spec.n_layers)
     batch_loss = np.zeros(max(-(-len(order) // batch_size), 1))
-    threads = team_size(spec, batch_size)
+    threads = team_size(spec, batch_size) if threads is None else int(threads)
     with team.blas_held(threads):
         totals = _epoch.train_epoch(data, layers, hyper, spec.loss, int(batch_size), int(step0), grad_norm_sum,
                                     batch_loss, sparse, threads=threads)

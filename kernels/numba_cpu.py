@@ -893,8 +893,10 @@ def fit_scope(spec, batch_size: int):
     return team.blas_held(team_size(spec, batch_size))
 
 
-def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
-    """A whole epoch in one compiled call; same signature and results as fastnn.engine.run_epoch."""
+def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0,
+                threads: int | None = None) -> EpochStats:
+    """A whole epoch in one compiled call; same results as fastnn.engine.run_epoch (threads: the team's
+    size, None for team_size's)."""
     dt = spec.dtype
     no_labels = np.zeros(0, dtype=np.int64)
     dalpha = [np.empty(a.shape if act in LEARNED else 0, dtype=dt) for a, act in zip(p.alpha, spec.acts)]
@@ -907,7 +909,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
          float(hyper.keep_input), float(hyper.keep_hidden))
     gn = np.zeros(spec.n_layers)
     batch_losses = np.zeros(max(-(-len(order) // batch_size), 1))
-    nt = team_size(spec, batch_size)
+    nt = team_size(spec, batch_size) if threads is None else int(threads)
     partials = (np.zeros((nt, X.shape[1]), dtype=np.uint8), np.zeros(nt), np.zeros(nt, dtype=np.int64), np.zeros(nt))
     args = (data, np.array(spec.acts, dtype=np.int64), spec.loss, params, vel, bufs,
             sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt), h,

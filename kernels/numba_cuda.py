@@ -786,8 +786,10 @@ def _epoch_stats(record: _EpochRecord, n: int, batch_size: int) -> EpochStats:
     return stats
 
 
-def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0) -> EpochStats:
-    """One epoch with everything on the device; same signature and results as fastnn.engine.run_epoch.
+def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hyper, step0,
+                threads: int | None = None) -> EpochStats:
+    """One epoch with everything on the device; same signature and results as fastnn.engine.run_epoch
+    (``threads``, the CPU backends' team size, means nothing on a GPU and is ignored).
 
     Per mini-batch, only kernel launches: gather the rows, forward (softmax + cross-entropy fused),
     per-sample losses, hits and penalties into device arrays, backward, update.  Nothing is copied

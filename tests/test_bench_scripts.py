@@ -55,3 +55,10 @@ def test_team_script():
     assert "8-16-4 batch   32" in out
     assert "GFLOP/s" in _run("team.py", "--gemm", "--rounds", "1")
     assert "scope on" in _run("team.py", "--validation", "--rows", "640", "--rounds", "1", "--batches", "64")
+
+
+@pytest.mark.skipif(not {"numba", "cython"} & set(__import__("fastnn").backends.available()),
+                    reason="needs a compiled CPU backend")
+def test_busy_script():
+    out = _run("busy.py", "--rows", "1280", "--rounds", "1", "--batch", "64")
+    assert "idle, " in out and "1 busy neighbour(s), " in out and "1 thread" in out
