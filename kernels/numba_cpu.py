@@ -129,19 +129,12 @@ def _map_f(act, z, alpha, a):
 
 
 @jit(inline="always")
-def _map_d(act, z, alpha, d):
-    """d = f'(z) elementwise, for a constant activation code."""
-    for i in range(z.shape[0]):
-        for j in range(z.shape[1]):
-            d[i, j] = _df_at(act, z, alpha, i, j)
-
-
-@jit(inline="always")
 def _map_df(act, z, alpha, g, delta):
-    """delta = f'(z) * g elementwise, for a constant activation code (g may alias delta)."""
+    """delta = f'(z) * g elementwise, for a constant activation code (g may alias delta; g None: delta = f'(z))."""
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
-            delta[i, j] = _df_at(act, z, alpha, i, j) * g[i, j]
+            d = _df_at(act, z, alpha, i, j)
+            delta[i, j] = d if g is None else d * g[i, j]  # Numba drops the branch the type of g rules out
 
 
 @jit
@@ -204,21 +197,8 @@ def _times_derivative(act, z, alpha, g, delta):
 
 @jit
 def _activation_derivative(act, z, alpha, d):
-    """d = f'(z)   (its own loops: f'(z) * 1 through _times_derivative cost an array of ones per call)."""
-    if act == RELU:
-        _map_d(RELU, z, alpha, d)
-    elif act == SIGMOID:
-        _map_d(SIGMOID, z, alpha, d)
-    elif act == TANH:
-        _map_d(TANH, z, alpha, d)
-    elif act == LEAKY_RELU:
-        _map_d(LEAKY_RELU, z, alpha, d)
-    elif act == ELU:
-        _map_d(ELU, z, alpha, d)
-    elif act == PRELU:
-        _map_d(PRELU, z, alpha, d)
-    else:
-        _map_d(IDENTITY, z, alpha, d)
+    """d = f'(z)   (g = None: no array of ones to multiply by)."""
+    _times_derivative(act, z, alpha, None, d)
 
 
 def linear_forward(a_prev, W, b, z) -> None:

@@ -170,13 +170,19 @@ def exp64(x):
 
 
 @njit(cache=CACHE, fastmath=_FLAGS, error_model="numpy", forceinline=True)
-def expm1_64(x):
-    """e^x - 1   (float64; exact range reduction keeps small x accurate)."""
+def _expm1_terms64(x):
+    """(a, a_lo, b) with e^x - 1 = a + a_lo + b, |b| <= |a|: a + a_lo = (2^n - 1) + 2^n r exactly, b = 2^n p r^2."""
     s, r, p = _exp_parts64(x)
     sm1, sr = s - 1.0, s * r  # both exact, so no cancellation error; a + a_lo = their sum (Fast2Sum)
     a = sm1 + sr
-    a_lo = sr - (a - sm1)
-    y = a + ((s * p) * (r * r) + a_lo)
+    return a, sr - (a - sm1), (s * p) * (r * r)
+
+
+@njit(cache=CACHE, fastmath=_FLAGS, error_model="numpy", forceinline=True)
+def expm1_64(x):
+    """e^x - 1   (float64; exact range reduction keeps small x accurate)."""
+    a, a_lo, b = _expm1_terms64(x)
+    y = a + (b + a_lo)
     y = np.inf if x > _HI64 else y
     return -1.0 if x < _LO64 else y
 
@@ -184,14 +190,9 @@ def expm1_64(x):
 @njit(cache=CACHE, fastmath=_FLAGS, error_model="numpy", forceinline=True)
 def tanh64(x):
     """tanh x = -m / (2 + m) with m = e^-2|x| - 1, sign of x   (float64; the C library's formula)."""
-    u = -2.0 * abs(x)
-    s, r, p = _exp_parts64(u)
-    # m = e^u - 1 and d = 2 + m, each as an unevaluated sum hi + lo (Fast2Sum), so that the quotient
-    # is rounded once instead of three times
-    sm1, sr = s - 1.0, s * r  # both exact
-    a = sm1 + sr
-    a_lo = sr - (a - sm1)
-    b = (s * p) * (r * r)
+    # m = e^-2|x| - 1 and d = 2 + m, each as an unevaluated sum hi + lo (Fast2Sum), so that the
+    # quotient is rounded once instead of three times
+    a, a_lo, b = _expm1_terms64(-2.0 * abs(x))
     m = a + b
     m_lo = (b - (m - a)) + a_lo
     d = 2.0 + m
@@ -199,7 +200,7 @@ def tanh64(x):
     inv = 1.0 / d  # one division: the correction step below repairs t's last bit
     t = -m * inv
     rem = -m - t * d  # exact with a fused multiply-add
-    t = t + (rem - m_lo - t * d_lo) * inv  # |x| > 354 (u clamped to -708.4, 2^n = 2^-1022) gives 1 exactly
+    t = t + (rem - m_lo - t * d_lo) * inv  # |x| > 354: -2|x| clamps to -708.4, t = 1 exactly
     return t if x >= 0.0 else -t
 
 

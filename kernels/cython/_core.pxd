@@ -157,21 +157,24 @@ cdef extern from *:
         y = x > FNN_HI64 ? INFINITY : y;
         return x < FNN_LO64 ? 0.0 : y;
     }
-    static inline double fnn_expm1_d(double x) {
+    /* e^x - 1 = a + *a_lo + *b, |b| <= |a|: a + a_lo = (2^n - 1) + 2^n r exactly, b = 2^n p r^2 */
+    static inline double fnn_expm1_terms_d(double x, double *a_lo, double *b) {
         double s, r, p = fnn_expp_d(x, &s, &r);
         double sm1 = s - 1.0, sr = s * r;  /* both exact */
-        double a = sm1 + sr, a_lo = sr - (a - sm1);
-        double y = a + ((s * p) * (r * r) + a_lo);
+        double a = sm1 + sr;
+        *a_lo = sr - (a - sm1);
+        *b = (s * p) * (r * r);
+        return a;
+    }
+    static inline double fnn_expm1_d(double x) {
+        double a_lo, b, a = fnn_expm1_terms_d(x, &a_lo, &b);
+        double y = a + (b + a_lo);
         y = x > FNN_HI64 ? INFINITY : y;
         return x < FNN_LO64 ? -1.0 : y;
     }
     /* tanh x = -m / (2 + m), m = e^-2|x| - 1, with the sign of x */
     static inline double fnn_tanh_d(double x) {
-        double u = -2.0 * fabs(x);
-        double s, r, p = fnn_expp_d(u, &s, &r);
-        double sm1 = s - 1.0, sr = s * r;
-        double a = sm1 + sr, a_lo = sr - (a - sm1);
-        double b = (s * p) * (r * r);
+        double a_lo, b, a = fnn_expm1_terms_d(-2.0 * fabs(x), &a_lo, &b);
         double m = a + b, m_lo = (b - (m - a)) + a_lo;
         double d = 2.0 + m, d_lo = (m - (d - 2.0)) + m_lo;
         double inv = 1.0 / d, t = -m * inv;
