@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "benchmarks" / "experiments"
@@ -62,3 +63,25 @@ def test_team_script():
 def test_busy_script():
     out = _run("busy.py", "--rows", "1280", "--rounds", "1", "--batch", "64")
     assert "idle, " in out and "1 busy neighbour(s), " in out and "1 thread" in out
+
+
+def test_dense_script():
+    out = _run("dense.py", "--rows", "640", "--batches", "64", "--rounds", "1", "--peers", "")
+    assert "784-256-128-10 batch 64" in out and "% of GEMM" in out
+    out = _run("dense.py", "--wide", "--widths", "48", "--rows", "300", "--batch", "32", "--rounds", "1",
+               "--peers", "")
+    assert "784-48-48-10 batch 32" in out
+
+
+def test_dense_script_flop_count():
+    """The dense flop count behind its GFLOP/s: the 60.4 GFLOP that fastnn bench quotes for MNIST's epoch."""
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        import dense
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    from fastnn import bench
+
+    assert dense.epoch_gflop([784, 256, 128, 10], 60000) == pytest.approx(bench.GFLOP_PER_EPOCH)
+    X, y = dense.dense_data(500)
+    assert X.dtype == np.float32 and (X != 0).all() and len(np.unique(y)) == 10
