@@ -248,6 +248,9 @@ def dropout(x, keep: float, seed: int, step: int, layer: int) -> None:
 # The fused epoch runs on an OpenMP team of the fastnn.set_num_threads size, the BLAS on one
 # thread underneath, where kernels/team.py says a team pays.
 TEAM_MIN_WORK = team.MIN_WORK
+# A team splits a hidden layer's products by columns when the output is at least this many times as
+# wide as a thread's rows (kernels/cython/_epoch.pyx, _by_columns); 0: always by rows.
+COLUMN_SPLIT = 4.0
 
 
 def team_size(spec, batch_size: int) -> int:
@@ -290,7 +293,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     threads = team_size(spec, batch_size) if threads is None else int(threads)
     with team.blas_held(threads):
         totals = _epoch.train_epoch(data, layers, hyper, spec.loss, int(batch_size), int(step0), grad_norm_sum,
-                                    batch_loss, sparse, threads=threads)
+                                    batch_loss, sparse, threads=threads, column_split=COLUMN_SPLIT)
     n_batches = int(totals.n_batches)
     return EpochStats(loss_sum=float(totals.loss_sum), correct=int(totals.correct), n_seen=int(totals.n_seen),
                       grad_norm_sum=grad_norm_sum, n_batches=n_batches, diverged=bool(totals.diverged),

@@ -37,6 +37,22 @@ def team(monkeypatch, request):
     return name
 
 
+@pytest.fixture(params=["rows", "columns"])
+def split(request, monkeypatch):
+    """How the team splits the hidden layers' products: always by rows, or always by columns
+    (``COLUMN_SPLIT``: by columns once the output is that many times a thread's rows wide)."""
+    return request.param
+
+
+def _force_split(monkeypatch, name, split):
+    mod = _module(name)
+    if not hasattr(mod, "COLUMN_SPLIT"):
+        if split == "columns":
+            pytest.skip(f"the {name} backend splits every product by rows")
+        return
+    monkeypatch.setattr(mod, "COLUMN_SPLIT", 0.0 if split == "rows" else 1e-9)
+
+
 def _blas_threads() -> int:
     return blas.thread_control()[0]()
 
@@ -49,15 +65,18 @@ def _teams(*sizes):
 
 @pytest.mark.parametrize("team", _teams(2, 3), indirect=True)
 @pytest.mark.parametrize("config", list(CONFIGS))
-def test_team_epoch_equals_reference_float64(team, config):
-    """test_fused_epoch's comparison, every configuration (PReLU ones stay on one thread), on the team."""
+def test_team_epoch_equals_reference_float64(team, config, split, monkeypatch):
+    """test_fused_epoch's comparison, every configuration (PReLU ones stay on one thread), on the team,
+    its products split by rows and by columns."""
+    _force_split(monkeypatch, team, split)
     fused.test_fused_epoch_equals_reference_float64(team, config)
 
 
 @pytest.mark.parametrize("team", _teams(2), indirect=True)
 @pytest.mark.parametrize("batch", [1, 63, 64])
-def test_team_sparse_images_float64(team, batch):
+def test_team_sparse_images_float64(team, batch, split, monkeypatch):
     """784-pixel-like sparse inputs (most columns zero in a batch): the compacted first layer split across threads."""
+    _force_split(monkeypatch, team, split)
     rng = np.random.default_rng(1)
     X = rng.random((150, 60)) * (rng.random((150, 60)) < 0.15)
     X[:, :12] = 0  # a border that is always zero

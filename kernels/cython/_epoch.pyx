@@ -26,8 +26,8 @@ parameter (gradient and update), calls a single-threaded BLAS on its slices, and
 a barrier wherever it reads what they wrote; kernels/team.py says when a team pays.  threads = 1 is
 the serial loop (barriers are no-ops outside a parallel region).
 
-The epoch reads as ``_epoch_member``: one named step per line (``gather_batch``, ``forward_rows``,
-``loss_and_output_delta``, ``weight_gradients``, ``backprop_rows``, ``update_slice``, ...) with
+The epoch reads as ``_epoch_member``: one named step per line (``gather_batch``, ``forward_layer``,
+``loss_and_output_delta``, ``weight_gradients``, ``backprop_layer``, ``update_slice``, ...) with
 the barriers between them.  Each step is a nogil function of the structs below (``Team`` for what
 the threads share, ``Batch`` for this thread's share of one batch).
 
@@ -96,6 +96,9 @@ cdef struct Layer:
     void *dW
     void *db
     void *dalpha
+    # how the team splits this layer's products (every thread reads the same flags, so all of them
+    # meet the same barriers): forward z_l and backward g_{l-1} by columns instead of by rows
+    bint fwd_cols, bwd_cols
 
 
 cdef struct Settings:
@@ -199,6 +202,11 @@ cdef extern from *:
 cdef inline Py_ssize_t _part(Py_ssize_t n, int t, int nt) noexcept nogil:
     """Where thread t's share of n items starts: n t / nt (the shares differ by at most one)."""
     return n * t // nt
+
+
+cdef inline real *_at(real *v, Py_ssize_t j) noexcept nogil:
+    """&v[j], or NULL for an absent (NULL) array: alpha_j of a layer that has none."""
+    return NULL if v == NULL else v + j
 
 
 cdef inline real *_row(real *v, Py_ssize_t r, Py_ssize_t n) noexcept nogil:
@@ -380,25 +388,40 @@ cdef bint compact_input(Team *tm, Batch *bt, const real *X) noexcept nogil:
     return bt.sparse
 
 
-cdef void forward_rows(Team *tm, Batch *bt, const real *X) noexcept nogil:
-    """This thread's rows, layer by layer: z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l) [* m / keep]   (a_0 = x_b)."""
+cdef void forward_layer(Team *tm, Batch *bt, const real *X, Py_ssize_t l) noexcept nogil:
+    """z_l = a_{l-1} W_l + b_l;  a_l = f_l(z_l) [* m / keep]   (a_0 = x_b, or xc with W_1's rows Wc when sparse).
+
+    By rows: this thread's rows, all columns.  By columns (fwd_cols): every row, this thread's share
+    of the columns; the caller puts a barrier before it (it reads every row of a_{l-1}) and before
+    the next layer (each row of a_l is whole only when every thread is done).
+    """
     cdef const Settings *s = tm.s
-    cdef Py_ssize_t l, r0 = bt.r0, nr = bt.r1 - bt.r0
-    cdef const real *a_prev = <real *>tm.d.xbuf
-    cdef Layer *ly
-    for l in range(tm.L):
-        ly = &tm.layers[l]
-        if l == 0 and bt.sparse:  # x_b W_1 = xc Wc
-            _core.linear_forward(<real *>tm.sp.xc + r0 * bt.m, <real *>tm.sp.Wc, <real *>ly.b,
-                                 <real *>ly.z + r0 * ly.n_out, nr, bt.m, ly.n_out)
-        else:
-            _core.linear_forward(a_prev + r0 * ly.n_in, <real *>ly.W, <real *>ly.b, <real *>ly.z + r0 * ly.n_out,
-                                 nr, ly.n_in, ly.n_out)
-        _core.activate(ly.act, <real *>ly.z + r0 * ly.n_out, <real *>ly.alpha, <real *>ly.a + r0 * ly.n_out,
-                       nr, ly.n_out)
-        if l < tm.L - 1 and s.keep_hidden < 1:
-            _core.dropout_range(<real *>ly.a, r0 * ly.n_out, bt.r1 * ly.n_out, s.keep_hidden, s.seed, bt.step, l + 1)
-        a_prev = <real *>ly.a
+    cdef Layer *ly = &tm.layers[l]
+    cdef Py_ssize_t n_out = ly.n_out, n_src = ly.n_in, r0 = bt.r0, nr = bt.r1 - bt.r0, c0, c1, i
+    cdef const real *src = <real *>tm.d.xbuf if l == 0 else <real *>tm.layers[l - 1].a
+    cdef const real *W = <real *>ly.W
+    cdef real *z = <real *>ly.z
+    cdef real *a = <real *>ly.a
+    cdef bint drop = l < tm.L - 1 and s.keep_hidden < 1
+    if l == 0 and bt.sparse:  # x_b W_1 = xc Wc
+        src, W, n_src = <real *>tm.sp.xc, <real *>tm.sp.Wc, bt.m
+    if not ly.fwd_cols:
+        _core.linear_forward(src + r0 * n_src, W, <real *>ly.b, z + r0 * n_out, nr, n_src, n_out)
+        _core.activate(ly.act, z + r0 * n_out, <real *>ly.alpha, a + r0 * n_out, nr, n_out)
+        if drop:
+            _core.dropout_range(a, r0 * n_out, bt.r1 * n_out, s.keep_hidden, s.seed, bt.step, l + 1)
+        return
+    c0, c1 = _part(n_out, bt.t, bt.nt), _part(n_out, bt.t + 1, bt.nt)
+    if c1 <= c0:
+        return
+    for i in range(bt.B):
+        memcpy(&z[i * n_out + c0], <real *>ly.b + c0, (c1 - c0) * sizeof(real))
+    _core.gemm(c'N', c'N', <int>bt.B, <int>(c1 - c0), <int>n_src, 1, src, <int>n_src, W + c0, <int>n_out, 1,
+               z + c0, <int>n_out)
+    for i in range(bt.B):  # row by row: the same formula on each row's share of the columns
+        _core.activate(ly.act, &z[i * n_out + c0], _at(<real *>ly.alpha, c0), &a[i * n_out + c0], 1, c1 - c0)
+        if drop:  # the mask is a function of the flat index: the same whoever draws it
+            _core.dropout_range(a, i * n_out + c0, i * n_out + c1, s.keep_hidden, s.seed, bt.step, l + 1)
 
 
 cdef void loss_and_output_delta(Team *tm, Batch *bt, const real *X) noexcept nogil:
@@ -452,22 +475,38 @@ cdef void weight_gradients(Team *tm, Batch *bt, const real *X, Py_ssize_t l) noe
                             _part(ly.n_out, bt.t + 1, bt.nt))
 
 
-cdef void backprop_rows(Team *tm, Batch *bt, const real *X, Py_ssize_t l) noexcept nogil:
-    """This thread's rows: g_{l-1} = delta_l W_l^T [* m / keep];  delta_{l-1} = f'_{l-1}(z_{l-1}) * g_{l-1}   (l >= 1).
+cdef void backprop_layer(Team *tm, Batch *bt, const real *X, Py_ssize_t l) noexcept nogil:
+    """g_{l-1} = delta_l W_l^T [* m / keep];  delta_{l-1} = f'_{l-1}(z_{l-1}) * g_{l-1}   (l >= 1).
 
+    By rows: this thread's rows.  By columns (bwd_cols): every row, this thread's share of the
+    columns (rows of W_l); delta_l is whole after the barrier before (weight_gradients reads it too).
     PReLU's dalpha sums over all rows: train_epoch runs PReLU networks on one thread.
     """
     cdef const Settings *s = tm.s
     cdef Layer *ly = &tm.layers[l]
     cdef Layer *below = &tm.layers[l - 1]
-    cdef Py_ssize_t r0 = bt.r0, nr = bt.r1 - bt.r0
-    _core.gemm(c'N', c'T', <int>nr, <int>ly.n_in, <int>ly.n_out, 1, <real *>ly.delta + r0 * ly.n_out, <int>ly.n_out,
-               <real *>ly.W, <int>ly.n_out, 0, <real *>below.g + r0 * ly.n_in, <int>ly.n_in)
-    if s.keep_hidden < 1:
-        _core.dropout_range(<real *>below.g, r0 * ly.n_in, bt.r1 * ly.n_in, s.keep_hidden, s.seed, bt.step, l)
-    _core.activation_backward(below.act, <real *>below.z + r0 * below.n_out, <real *>below.alpha,
-                              <real *>below.g + r0 * below.n_out, <real *>below.delta + r0 * below.n_out,
-                              <real *>below.dalpha, nr, below.n_out)
+    cdef Py_ssize_t n = ly.n_in, r0 = bt.r0, nr = bt.r1 - bt.r0, p0, p1, i
+    cdef real *g = <real *>below.g
+    cdef real *z = <real *>below.z
+    cdef real *delta = <real *>below.delta
+    if not ly.bwd_cols:
+        _core.gemm(c'N', c'T', <int>nr, <int>n, <int>ly.n_out, 1, <real *>ly.delta + r0 * ly.n_out, <int>ly.n_out,
+                   <real *>ly.W, <int>ly.n_out, 0, g + r0 * n, <int>n)
+        if s.keep_hidden < 1:
+            _core.dropout_range(g, r0 * n, bt.r1 * n, s.keep_hidden, s.seed, bt.step, l)
+        _core.activation_backward(below.act, z + r0 * n, <real *>below.alpha, g + r0 * n, delta + r0 * n,
+                                  <real *>below.dalpha, nr, n)
+        return
+    p0, p1 = _part(n, bt.t, bt.nt), _part(n, bt.t + 1, bt.nt)
+    if p1 <= p0:
+        return
+    _core.gemm(c'N', c'T', <int>bt.B, <int>(p1 - p0), <int>ly.n_out, 1, <real *>ly.delta, <int>ly.n_out,
+               <real *>ly.W + p0 * ly.n_out, <int>ly.n_out, 0, g + p0, <int>n)
+    for i in range(bt.B):
+        if s.keep_hidden < 1:
+            _core.dropout_range(g, i * n + p0, i * n + p1, s.keep_hidden, s.seed, bt.step, l)
+        _core.activation_backward(below.act, &z[i * n + p0], _at(<real *>below.alpha, p0), &g[i * n + p0],
+                                  &delta[i * n + p0], <real *>below.dalpha, 1, p1 - p0)
 
 
 cdef void update_slice(Team *tm, Batch *bt, const real *X, Py_ssize_t l) noexcept nogil:
@@ -554,7 +593,10 @@ cdef void _epoch_member(Team *tm, const real *X, int t, int nt) noexcept nogil:
             barrier()  # the batch's column flags are whole
             if compact_input(tm, &bt, X):
                 barrier()  # Wc is whole
-        forward_rows(tm, &bt, X)
+        for l in range(tm.L):
+            if tm.layers[l].fwd_cols or (l > 0 and tm.layers[l - 1].fwd_cols):
+                barrier()  # a split by columns reads every row of a_{l-1} and leaves each row of a_l to all
+            forward_layer(tm, &bt, X, l)
         loss_and_output_delta(tm, &bt, X)
         barrier()  # the loss partials and delta_L are whole
         loss = batch_loss(tm, &bt)
@@ -565,7 +607,7 @@ cdef void _epoch_member(Team *tm, const real *X, int t, int nt) noexcept nogil:
         for l in range(tm.L - 1, -1, -1):  # top layer first: W_l steps once it has carried the error down
             weight_gradients(tm, &bt, X, l)
             if l > 0:
-                backprop_rows(tm, &bt, X, l)
+                backprop_layer(tm, &bt, X, l)
             barrier()  # every thread is done reading W_l (for g), and dW_l, db_l are whole
             update_slice(tm, &bt, X, l)
         barrier()  # every update and partial is written
@@ -682,6 +724,16 @@ cdef int _fill_layer(Layer *ly, object arrays, Py_ssize_t l, Py_ssize_t L, Py_ss
     return 0
 
 
+cdef bint _by_columns(Py_ssize_t width, Py_ssize_t rows_per_thread, int threads, double ratio):
+    """Whether a team splits a product (rows_per_thread x width per thread by rows) by its columns instead.
+
+    Split by rows, every thread reads all of W (n_in x width) for its few rows; split by columns, each
+    reads a share of W and all the rows.  For wide layers and small batches the second moves less and
+    gives the BLAS taller products (benchmarks/experiments/dense.py measures both).
+    """
+    return threads > 1 and ratio > 0 and width >= ratio * rows_per_thread
+
+
 cdef int _alloc_partials(Team *tm, int threads, Py_ssize_t n_in, Py_ssize_t L) except -1:
     """The per-thread slots of tm for a team of ``threads`` (free them with _free_partials, also after an error)."""
     tm.flags_t = <unsigned char *>malloc(threads * max(n_in, 1) * sizeof(unsigned char))
@@ -706,7 +758,8 @@ cdef void _free_partials(Team *tm) noexcept:
 
 
 def train_epoch(object data, list layers, object hyper, int loss, Py_ssize_t batch_size, int64_t step0,
-                double[::1] grad_norm_sum, double[::1] batch_losses, object sparse=None, int threads=1):
+                double[::1] grad_norm_sum, double[::1] batch_losses, object sparse=None, int threads=1,
+                double column_split=0):
     """One epoch of mini-batch SGD in a single nogil call; returns an EpochTotals record.
 
     data:   an EpochData record: the training set, int64 labels (or None) and sample order, and the
@@ -722,6 +775,8 @@ def train_epoch(object data, list layers, object hyper, int loss, Py_ssize_t bat
     threads: the OpenMP team that runs the epoch (1: this thread alone; more only in an OpenMP build and
             for networks without PReLU).  Each thread calls the BLAS on its own slice of every product,
             so the caller sets the BLAS to one thread for the call (fastnn.kernels.cython_cpu does).
+    column_split: a team splits a hidden layer's product by columns instead of rows when the product's
+            output is at least this many times as wide as a thread's share of the rows (0: always rows)
     """
     if threads < 1:
         raise ValueError(f"train_epoch: threads={threads} must be at least 1")
@@ -765,6 +820,10 @@ def train_epoch(object data, list layers, object hyper, int loss, Py_ssize_t bat
             n_prev = c_layers[l].n_out
             if c_layers[l].act == _core.PRELU:  # its dalpha is a sum over all rows: not split across threads
                 threads = 1
+        rows_per_thread = -(-min(batch_size, d.n) // threads)
+        for l in range(L):  # the output layer stays split by rows: softmax and the loss need whole rows
+            c_layers[l].fwd_cols = _by_columns(c_layers[l].n_out, rows_per_thread, threads, column_split) and l < L - 1
+            c_layers[l].bwd_cols = _by_columns(c_layers[l].n_in, rows_per_thread, threads, column_split) and l > 0
         tm.d, tm.sp, tm.layers, tm.L, tm.s, tm.st = &d, &sp, c_layers, L, &s, &st
         with nogil:
             run_team(threads, member, &tm)
