@@ -47,16 +47,15 @@ def _c(x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- scalar formulas
-# One definition of f and f' shared by every kernel below (and by the fused epoch).
-
-
-# exp, tanh and the sigmoid from kernels/vecmath.py: arithmetic that vectorises, not one libm call per element
-# f and f' (f_at, df_at: with unit j's alpha_j) and the dropout hash come from kernels/formulas.py,
-# shared with the CUDA backend.  The rest of the Formulas (SGD step, penalty term, softmax row, label)
-# is not used here yet: moving the fused epoch onto them and onto named records made it slower on two
-# threads (kernels/README.md), so this module keeps its own loops until that is done without a slow-down.
+# exp, tanh and the sigmoid from kernels/vecmath.py: arithmetic that vectorises, not one libm call per element.
+# Every scalar formula (f and f', the penalty term, the SGD step, softmax of a row, a sample's loss and
+# output delta, the label rule, the dropout hash) comes from kernels/formulas.py, shared with the CUDA
+# backend and inlined into the loops.
 _formulas = formulas.compile_with(jit(inline="always"), vecmath)
 _f_at, _df_at = _formulas.f_at, _formulas.df_at  # f(z_ij), f'(z_ij) with unit j's alpha_j where it has one
+_penalised, _sgd_step = _formulas.penalised, _formulas.sgd_step  # g + l2 w + l1 sign(w);  one SGD step
+_softmax_row, _predicted_label = _formulas.softmax_row, _formulas.predicted_label
+_sample_loss, _output_delta_row = _formulas.sample_loss, _formulas.output_delta_row  # J_i;  dJ_i/dz_i
 
 
 # --------------------------------------------------------------------------- matrix products
@@ -140,19 +139,8 @@ def _map_df(act, z, alpha, g, delta):
 @jit
 def _softmax(z, a):
     """a_j = exp(z_j - max z) / sum_k exp(z_k - max z), per row."""
-    B, n = z.shape
-    for i in range(B):
-        m = z[i, 0]
-        for j in range(1, n):
-            m = max(m, z[i, j])
-        s = 0.0
-        for j in range(n):
-            e = vecmath.exp(z[i, j] - m)
-            a[i, j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(n):
-            a[i, j] *= inv
+    for i in range(z.shape[0]):
+        _softmax_row(z, i, a)
 
 
 @jit
@@ -225,47 +213,17 @@ def activation_derivative(act: int, z, alpha, d) -> None:
 @jit
 def _loss_sum(loss, act, z, a, y):
     """sum_b J_b   (in float64; logs from z so they never see log 0)."""
-    B, n = z.shape
     total = 0.0
-    for i in range(B):
-        if loss == MSE:
-            for j in range(n):
-                d = float(a[i, j]) - float(y[i, j])
-                total += 0.5 * d * d
-        elif loss == CROSS_ENTROPY:
-            m = float(z[i, 0])
-            for j in range(1, n):
-                m = max(m, float(z[i, j]))
-            s = 0.0
-            for j in range(n):
-                s += math.exp(float(z[i, j]) - m)
-            log_s = math.log(s)
-            for j in range(n):
-                total -= float(y[i, j]) * (float(z[i, j]) - m - log_s)
-        else:  # BINARY_CROSS_ENTROPY: max(z,0) - z y + ln(1 + e^-|z|)
-            for j in range(n):
-                zz = float(z[i, j])
-                total += max(zz, 0.0) - zz * float(y[i, j]) + math.log1p(math.exp(-abs(zz)))
+    for i in range(z.shape[0]):
+        total += _sample_loss(loss, z, a, y, i)
     return total
 
 
 @jit
 def _output_delta(loss, act, a, y, delta):
     """delta_L = dJ_b/dz_L   (a - y for softmax+CE and sigmoid+BCE; MSE through f')."""
-    B, n = a.shape
-    for i in range(B):
-        for j in range(n):
-            delta[i, j] = a[i, j] - y[i, j]
-        if loss == MSE:
-            if act == SIGMOID:
-                for j in range(n):
-                    delta[i, j] *= a[i, j] * (1 - a[i, j])
-            elif act == SOFTMAX:
-                s = 0.0
-                for j in range(n):
-                    s += delta[i, j] * a[i, j]
-                for j in range(n):
-                    delta[i, j] = a[i, j] * (delta[i, j] - s)
+    for i in range(a.shape[0]):
+        _output_delta_row(loss, act, a, y, delta, i)
 
 
 def loss_value(loss: int, act: int, z, a, y) -> float:
@@ -332,11 +290,11 @@ def _param_grads(a_prev, delta, W, l1, l2, dW, db):
     B = a_prev.shape[0]
     gemm(a_prev, delta, dW, True, False)
     inv_b = 1.0 / B
+    t = dW.dtype.type  # the arithmetic in the weights' dtype, as the reference's
+    ib, a1, a2, one, zero = t(inv_b), t(l1), t(l2), t(1.0), t(0.0)
     for i in range(dW.shape[0]):
         for j in range(dW.shape[1]):
-            w = W[i, j]
-            sign = 1.0 if w > 0 else (-1.0 if w < 0 else 0.0)
-            dW[i, j] = dW[i, j] * inv_b + l2 * w + l1 * sign
+            dW[i, j] = _penalised(dW[i, j] * ib, W[i, j], a1, a2, one, zero)
     db[:] = 0
     for i in range(B):
         for j in range(delta.shape[1]):
@@ -372,17 +330,14 @@ def penalty(W, l1: float, l2: float) -> float:
 def _sgd_update(W, dW, v, lr, mu, nesterov):
     """v <- mu v - lr dW;  W <- W + v   (Nesterov: W <- W + mu v - lr dW; mu = 0: W <- W - lr dW)."""
     w, g, vv = W.reshape(-1), dW.reshape(-1), v.reshape(-1)
-    if mu == 0:
+    t = w.dtype.type
+    eta, m, zero = t(lr), t(mu), t(0.0)
+    if mu == 0:  # v untouched (it may be empty): the step with mu = 0 as a constant
         for i in range(w.shape[0]):
-            w[i] -= lr * g[i]
-    elif nesterov:
-        for i in range(w.shape[0]):
-            vv[i] = mu * vv[i] - lr * g[i]
-            w[i] += mu * vv[i] - lr * g[i]
+            w[i] = _sgd_step(w[i], g[i], zero, eta, zero, False)[0]
     else:
         for i in range(w.shape[0]):
-            vv[i] = mu * vv[i] - lr * g[i]
-            w[i] += vv[i]
+            w[i], vv[i] = _sgd_step(w[i], g[i], vv[i], eta, m, nesterov)
 
 
 def sgd_update(W, dW, v, lr: float, momentum: float, nesterov: bool) -> None:
@@ -508,7 +463,7 @@ def _step_rows(W, Gc, v, cols, m, inv_b, l1, l2, lr, mu, nesterov, r0, r1, q0, q
             for j in range(W.shape[1]):
                 g = Gc[q, j] * ib
                 sq += float(g) * float(g)
-                W[r, j] -= eta * g
+                W[r, j] = _sgd_step(W[r, j], g, zero, eta, zero, False)[0]
         return sq
     q = 0
     while q < m and cols[q] < r0:
@@ -549,13 +504,13 @@ def _step(W, G, v, inv_b, l1, l2, lr, mu, nesterov):
     t = w.dtype.type
     ib, a1, a2, eta, m = t(inv_b), t(l1), t(l2), t(lr), t(mu)
     sq = 0.0
+    one, zero = t(1.0), t(0.0)
     if l1 == 0.0 and l2 == 0.0 and mu == 0.0:
         for i in range(w.shape[0]):
             g = gr[i] * ib
             sq += float(g) * float(g)
-            w[i] -= eta * g
+            w[i] = _sgd_step(w[i], g, zero, eta, zero, False)[0]
         return sq
-    one, zero = t(1.0), t(0.0)
     for i in range(w.shape[0]):
         w[i], vv[i], g = _descend_one(w[i], gr[i] * ib, vv[i], a1, a2, eta, m, nesterov, one, zero)
         sq += float(g) * float(g)
@@ -571,11 +526,9 @@ def _descend_one(w, g, v, l1, l2, lr, mu, nesterov, one, zero):
     One weight, in its dtype (one, zero: 1 and 0 in it); returns (w', v', g').  v is returned
     unchanged without momentum.
     """
-    g += l2 * w + l1 * (one if w > zero else (-one if w < zero else zero))
-    if mu == zero:
-        return w - lr * g, v, g
-    v = mu * v - lr * g
-    return (w + (mu * v - lr * g) if nesterov else w + v), v, g
+    g = _penalised(g, w, l1, l2, one, zero)
+    w, v = _sgd_step(w, g, v, lr, mu, nesterov)
+    return w, v, g
 
 
 @jit(inline="always")
@@ -650,16 +603,10 @@ def _part_forward(t, nt, net, x, B, loss, y, labels, rows, keep_hidden, seed, st
     _output_delta(loss, acts[L - 1], out, y[r0:r1], deltas[L - 1][r0:r1])
     n_out = out.shape[1]
     correct = 0
-    if labels.shape[0] > 0:  # predicted label: argmax, or a > 1/2 for a single sigmoid unit
+    if labels.shape[0] > 0:
+        single_sigmoid = acts[L - 1] == SIGMOID and n_out == 1
         for i in range(r1 - r0):
-            if acts[L - 1] == SIGMOID and n_out == 1:
-                pred = 1 if out[i, 0] > 0.5 else 0
-            else:
-                pred = 0
-                for j in range(1, n_out):
-                    if out[i, j] > out[i, pred]:
-                        pred = j
-            if pred == labels[rows[r0 + i]]:
+            if _predicted_label(out, i, single_sigmoid) == labels[rows[r0 + i]]:
                 correct += 1
     correct_t[t] = correct
 
