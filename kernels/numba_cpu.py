@@ -13,6 +13,7 @@ runs a sparse batch's first layer on its nonzero input columns only ("sparse inp
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange, typed
@@ -531,6 +532,65 @@ def _descend_one(w, g, v, l1, l2, lr, mu, nesterov, one, zero):
     return w, v, g
 
 
+class EpochData(NamedTuple):
+    """The training set and this epoch's sample order (labels: an empty array for regression)."""
+    X: np.ndarray
+    Y: np.ndarray
+    labels: np.ndarray
+    order: np.ndarray
+
+
+class Net(NamedTuple):
+    """Every layer's arrays, a typed list per name (acts: the activation codes), and the batch buffers."""
+    acts: np.ndarray
+    W: typed.List
+    b: typed.List
+    alpha: typed.List
+    vW: typed.List  # velocities
+    vb: typed.List
+    valpha: typed.List
+    z: typed.List  # workspace, batch-sized
+    a: typed.List
+    delta: typed.List
+    g: typed.List
+    dW: typed.List
+    db: typed.List
+    dalpha: typed.List
+    x: np.ndarray  # the gathered batch
+    y: np.ndarray  # its targets
+
+
+class Sparse(NamedTuple):
+    """kernels/sparse_input.py's buffers of the sparse first layer (max_cols <= 0: never compact)."""
+    flags: np.ndarray
+    cols: np.ndarray
+    xc: np.ndarray
+    Wc: np.ndarray
+    Gc: np.ndarray
+    zero_row: np.ndarray  # the Cython backend's; here the 2-D loops of _step_rows use 0
+    identity: np.ndarray
+    max_cols: int
+
+
+class Steps(NamedTuple):
+    """The epoch's hyperparameters, as floats."""
+    lr: float
+    momentum: float
+    nesterov: float
+    l1: float
+    l2: float
+    keep_input: float
+    keep_hidden: float
+
+
+class Partials(NamedTuple):
+    """One row or entry per thread of the team, slot t written by thread t only."""
+    flags_t: np.ndarray  # (threads, n_in) the columns nonzero in thread t's rows
+    loss_t: np.ndarray
+    correct_t: np.ndarray
+    sq_t: np.ndarray
+
+
 @jit(inline="always")
 def _part(n, t, nt):
     """Where thread t's share of n items starts: n t / nt (the shares differ by at most one)."""
@@ -594,7 +654,7 @@ def _part_first_layer(t, nt, sparse_batch, X, rows, src, src_rows, W0, cols, m, 
 @jit
 def _part_forward(t, nt, net, x, B, loss, y, labels, rows, keep_hidden, seed, step, xc, Wc, loss_t, correct_t):
     """Thread t's rows: the forward pass, their loss (into loss_t[t]), correct labels (correct_t[t]) and delta_L."""
-    acts, Ws, bs, alphas, zs, as_, deltas = net[0], net[1], net[2], net[3], net[7], net[8], net[9]
+    acts, Ws, bs, alphas, zs, as_, deltas = net.acts, net.W, net.b, net.alpha, net.z, net.a, net.delta
     r0, r1 = _part(B, t, nt), _part(B, t + 1, nt)
     L = len(Ws)
     _forward(acts, Ws, bs, alphas, zs, as_, x, r0, r1, keep_hidden, seed, step, xc, Wc)
@@ -618,8 +678,8 @@ def _part_gradient(t, nt, l, net, x, B, keep_hidden, seed, step, xc, Gc):
     delta_{l-1} = f'(z_{l-1}) * (delta_l W_l^T) [* m/keep]; the input layer needs no delta (nothing
     learns from dJ/dX).  With a compacted input the first layer's B dW lands in Gc, one row per column of xc.
     """
-    acts, Ws, alphas, zs, as_, deltas, gs, dWs, dbs, dalphas = (net[0], net[1], net[3], net[7], net[8], net[9],
-                                                                net[10], net[11], net[12], net[13])
+    acts, Ws, alphas, zs, as_, deltas = net.acts, net.W, net.alpha, net.z, net.a, net.delta
+    gs, dWs, dbs, dalphas = net.g, net.dW, net.db, net.dalpha
     r0, r1 = _part(B, t, nt), _part(B, t + 1, nt)
     n_in, n_out = Ws[l].shape
     delta = deltas[l][:B]
@@ -646,8 +706,8 @@ def _part_gradient(t, nt, l, net, x, B, keep_hidden, seed, step, xc, Gc):
 @jit
 def _part_update(t, nt, l, net, Gc, cols, m, inv_b, l1, l2, lr, mu, nesterov, sq_t):
     """Thread t's rows of W_l and columns of b_l take their step (_step); ||g||^2 of its rows into sq_t[t]."""
-    Ws, bs, alphas, vWs, vbs, valphas, dWs, dbs, dalphas = (net[1], net[2], net[3], net[4], net[5], net[6],
-                                                            net[11], net[12], net[13])
+    Ws, bs, alphas, vWs, vbs, valphas = net.W, net.b, net.alpha, net.vW, net.vb, net.valpha
+    dWs, dbs, dalphas = net.dW, net.db, net.dalpha
     n_in, n_out = Ws[l].shape
     p0, p1 = _part(n_in, t, nt), _part(n_in, t + 1, nt)
     if l == 0 and Gc.shape[1] > 0:
@@ -713,25 +773,21 @@ def _merge_flags(flags_t, flags, cols):
 
 
 @jit
-def _epoch(data, acts, loss, params, velocity, bufs, sparse, hyper, seed, step0, batch_size, grad_norm_sum,
-           batch_losses, team):
+def _epoch(data, net, loss, sparse, steps, seed, step0, batch_size, grad_norm_sum, batch_losses, team):
     """One epoch of mini-batch SGD; returns (loss_sum, correct, n_seen, n_batches, diverged).
 
+    data: EpochData; net: Net; sparse: Sparse; steps: Steps; team: Partials (one entry: no threads).
     batch_losses[k] is set to batch k's loss (up to the first non-finite one).
-
-    team: (flags_t, loss_t, correct_t, sq_t), one row or entry per thread; one entry: no threads.
     """
-    X, Y, labels, order = data
-    Ws, bs, alphas = params
-    vWs, vbs, valphas = velocity
-    xbuf, ybuf, zs, as_, deltas, gs, dWs, dbs, dalphas = bufs
-    net = (acts, Ws, bs, alphas, vWs, vbs, valphas, zs, as_, deltas, gs, dWs, dbs, dalphas)
-    # max_cols <= 0: never compact; zero_row is the Cython backend's (here the 2-D loops of _step_rows use 0)
-    flags, cols, xc_buf, Wc_buf, Gc_buf, _zero_row, identity, max_cols = sparse
-    flags_t, loss_t, correct_t, sq_t = team
+    X, Y, labels, order = data.X, data.Y, data.labels, data.order
+    Ws, xbuf, ybuf = net.W, net.x, net.y
+    flags, cols, xc_buf, Wc_buf, Gc_buf = sparse.flags, sparse.cols, sparse.xc, sparse.Wc, sparse.Gc
+    identity, max_cols = sparse.identity, sparse.max_cols
+    flags_t, loss_t, correct_t, sq_t = team.flags_t, team.loss_t, team.correct_t, team.sq_t
     nt = loss_t.shape[0]
-    lr, mu, nesterov, l1, l2, keep_input, keep_hidden = hyper
-    nest = nesterov != 0.0
+    lr, mu, l1, l2 = steps.lr, steps.momentum, steps.l1, steps.l2
+    keep_input, keep_hidden = steps.keep_input, steps.keep_hidden
+    nest = steps.nesterov != 0.0
     L = len(Ws)
     n = order.shape[0]
     n_1 = Ws[0].shape[1]
@@ -838,21 +894,22 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
     dt = spec.dtype
     no_labels = np.zeros(0, dtype=np.int64)
     dalpha = [np.empty(a.shape if act in LEARNED else 0, dtype=dt) for a, act in zip(p.alpha, spec.acts)]
-    data = (X, Y, no_labels if labels is None else np.ascontiguousarray(labels, dtype=np.int64),
-            np.ascontiguousarray(order, dtype=np.int64))
-    params = (_tl(p.W), _tl(p.b), _tl(p.alpha))
-    vel = (_tl(velocity.W), _tl(velocity.b), _tl(velocity.alpha))
-    bufs = (ws.x, ws.y, _tl(ws.z), _tl(ws.a), _tl(ws.delta), _tl(ws.g), _tl(ws.dW), _tl(ws.db), _tl(dalpha))
-    h = (float(hyper.lr), float(hyper.momentum), float(hyper.nesterov), float(hyper.l1), float(hyper.l2),
-         float(hyper.keep_input), float(hyper.keep_hidden))
+    data = EpochData(X, Y, no_labels if labels is None else np.ascontiguousarray(labels, dtype=np.int64),
+                     np.ascontiguousarray(order, dtype=np.int64))
+    net = Net(np.array(spec.acts, dtype=np.int64), _tl(p.W), _tl(p.b), _tl(p.alpha),
+              _tl(velocity.W), _tl(velocity.b), _tl(velocity.alpha),
+              _tl(ws.z), _tl(ws.a), _tl(ws.delta), _tl(ws.g), _tl(ws.dW), _tl(ws.db), _tl(dalpha), ws.x, ws.y)
+    steps = Steps(float(hyper.lr), float(hyper.momentum), float(hyper.nesterov), float(hyper.l1), float(hyper.l2),
+                  float(hyper.keep_input), float(hyper.keep_hidden))
+    sparse = Sparse(*sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
     gn = np.zeros(spec.n_layers)
     batch_losses = np.zeros(max(-(-len(order) // batch_size), 1))
     nt = team_size(spec, batch_size) if threads is None else int(threads)
-    partials = (np.zeros((nt, X.shape[1]), dtype=np.uint8), np.zeros(nt), np.zeros(nt, dtype=np.int64), np.zeros(nt))
-    args = (data, np.array(spec.acts, dtype=np.int64), spec.loss, params, vel, bufs,
-            sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt), h,
-            np.uint64(hyper.seed), np.int64(step0), batch_size, gn, batch_losses, partials)
+    partials = Partials(np.zeros((nt, X.shape[1]), dtype=np.uint8), np.zeros(nt), np.zeros(nt, dtype=np.int64),
+                        np.zeros(nt))
     with team.blas_held(nt):
-        loss_sum, correct, n_seen, n_batches, diverged = _epoch(*args)
+        loss_sum, correct, n_seen, n_batches, diverged = _epoch(data, net, spec.loss, sparse, steps,
+                                                                np.uint64(hyper.seed), np.int64(step0), batch_size,
+                                                                gn, batch_losses, partials)
     return EpochStats(loss_sum=loss_sum, correct=int(correct), n_seen=int(n_seen), grad_norm_sum=gn,
                       n_batches=int(n_batches), diverged=bool(diverged), batch_loss=batch_losses[:n_batches])
