@@ -23,7 +23,8 @@ differs.  (The same scheme as the Numba backend.)
 Threads: the epoch runs on its own OpenMP team (``threads``), not on the BLAS's threads.  Each
 thread owns a slice of the batch's rows (gather, forward, loss, deltas) and a slice of every
 parameter (gradient and update), calls a single-threaded BLAS on its slices, and meets the others at
-a barrier wherever it reads what they wrote; kernels/team.py says when a team pays.  threads = 1 is
+a barrier wherever it reads what they wrote; kernels/team.py says when a team pays.  A wide hidden
+layer's two products go by columns instead (Layer.fwd_cols, bwd_cols; _by_columns says when).  threads = 1 is
 the serial loop (barriers are no-ops outside a parallel region).
 
 The epoch reads as ``_epoch_member``: one named step per line (``gather_batch``, ``forward_layer``,
