@@ -72,6 +72,8 @@ LARGER_TEAM_BELOW = 0.9
 # time slices at every barrier), so a larger team is first tried on single batches and dropped when
 # two in a row take over this many times the best smaller team's: the probe then costs two batches.
 # (One is not enough: the first batch after the one-thread probe wakes the team's sleeping threads.)
+# A team that passes is then timed on PROBE_BATCHES more batches, without the waking ones, as one
+# thread is after a single batch of its own (the yardstick's).
 GIVE_UP_ABOVE = 2.0
 SINGLE_BATCH_TRIES = 2
 # Between probes an epoch trains on the last choice.  The next probe comes RECHECK_FIRST_S after a
@@ -152,21 +154,27 @@ class Adaptive:
             start, step = start + batches * batch_size, step + batches
             return self.clock() - t0
 
+        # A larger team's first batches are timed one call each, so the yardstick is one thread's time
+        # for a call of one batch too: a call costs more than its batch (the Numba backend builds its
+        # typed lists on every call, which can take longer than a batch of 32), and against one
+        # thread's whole-probe time per batch a faster team could read as twice as slow and be dropped.
+        single: dict[int, float] = {}  # seconds of a call of one batch, per team size
         for team in sizes:  # one thread first: the cheap probe, and the yardstick for the others
-            if per_batch:
-                yardstick, singles = GIVE_UP_ABOVE * min(per_batch.values()), []
+            if single:
+                yardstick, singles = GIVE_UP_ABOVE * min(single.values()), []
                 while len(singles) < SINGLE_BATCH_TRIES:
                     singles.append(timed(team, 1))
                     if singles[-1] <= yardstick or parts[-1].diverged:
                         break
+                single[team] = min(singles)
                 if min(singles) > yardstick and not parts[-1].diverged:
                     per_batch[team] = min(singles)
                     continue
-                if not parts[-1].diverged:
-                    singles.append(timed(team, self.probe_batches - len(singles)))
-                per_batch[team] = sum(singles) / self.probe_batches
             else:
-                per_batch[team] = timed(team, self.probe_batches) / self.probe_batches
+                single[team] = timed(team, 1)
+            # then a whole probe on warm threads: the single batches woke the team's
+            per_batch[team] = (single[team] if parts[-1].diverged
+                               else timed(team, self.probe_batches) / self.probe_batches)
             if parts[-1].diverged:  # the epoch stops here, as a single call would
                 self.chosen.append(team)
                 self.probed.append(per_batch)

@@ -95,8 +95,8 @@ def _epoch_on(adaptive, n_rows=400, batch_size=8):
 def test_probes_then_trains_on_the_fastest_and_rechecks_later():
     clock = _FakeClock(None, {1: 1e-3, 2: 0.6e-3})  # an idle 2-core machine: seconds per batch
     adaptive = team.Adaptive(clock.epoch, full=2, probe_batches=4, clock=clock)
-    _epoch_on(adaptive)  # 50 batches: 4 at one thread, 1 + 3 at two, the other 42 at two
-    assert clock.calls == [(1, 4), (2, 1), (2, 3), (2, 42)] and adaptive.chosen == [2]
+    _epoch_on(adaptive)  # 50 batches: 1 + 4 at one thread, 1 (waking the team) + 4 at two, the other 40 at two
+    assert clock.calls == [(1, 1), (1, 4), (2, 1), (2, 4), (2, 40)] and adaptive.chosen == [2]
     assert adaptive.probed == [pytest.approx({1: 1e-3, 2: 0.6e-3})]
     clock.calls.clear()
     _epoch_on(adaptive)  # within the recheck interval: no probes
@@ -105,13 +105,31 @@ def test_probes_then_trains_on_the_fastest_and_rechecks_later():
     clock.calls.clear()
     _epoch_on(adaptive)  # this epoch still runs on two threads, and notices
     _epoch_on(adaptive)  # the next one probes: two threads give up after two single batches
-    assert clock.calls == [(2, 50), (1, 4), (2, 1), (2, 1), (1, 44)] and adaptive.chosen == [2, 2, 2, 1]
+    assert clock.calls == [(2, 50), (1, 1), (1, 4), (2, 1), (2, 1), (1, 43)] and adaptive.chosen == [2, 2, 2, 1]
     assert adaptive.probed[-1] == pytest.approx({1: 1e-3, 2: 3e-3})
     clock.t += team.RECHECK_MAX_S  # long after: the next epoch probes again, and the neighbour has gone
     clock.cost[2] = 0.6e-3
     clock.calls.clear()
     _epoch_on(adaptive)
-    assert clock.calls == [(1, 4), (2, 1), (2, 3), (2, 42)] and adaptive.chosen[-1] == 2
+    assert clock.calls == [(1, 1), (1, 4), (2, 1), (2, 4), (2, 40)] and adaptive.chosen[-1] == 2
+
+
+def test_a_call_s_fixed_cost_does_not_drop_a_faster_team():
+    """Each call costs 1.2 ms besides its batches (the Numba backend's typed lists); a batch 0.35 ms on one
+    thread and 0.25 ms on two.  The team's single-batch calls (1.45 ms) are compared with one thread's
+    single-batch call (1.55 ms), not with its per-batch time in a whole probe (0.5 ms), so the team stays."""
+    cost = {1: 0.35e-3, 2: 0.25e-3}
+    clock = _FakeClock(None, cost)
+    plain = clock.epoch
+
+    def epoch(*args, threads):
+        stats = plain(*args, threads=threads)
+        clock.t += 1.2e-3  # the call's own cost
+        return stats
+
+    adaptive = team.Adaptive(epoch, full=2, probe_batches=8, clock=clock)
+    _epoch_on(adaptive, n_rows=800)  # 100 batches
+    assert clock.calls[:4] == [(1, 1), (1, 8), (2, 1), (2, 8)] and adaptive.chosen == [2]
 
 
 @pytest.mark.parametrize("name", TEAMED)
