@@ -26,7 +26,16 @@ from fastnn import backends, codes
 from fastnn.kernels import contract
 
 LAYERS = [784, 256, 128, 10]
-GFLOP_PER_EPOCH = 2 * 60000 * (2 * 784 * 256 + 3 * 256 * 128 + 3 * 128 * 10) / 1e9  # no input delta
+
+
+def epoch_gflop(sizes: list[int], rows: int) -> float:
+    """Dense GFLOP of one epoch: every layer's forward product and weight gradient, and the input
+    delta of every layer but the first (nothing learns from dJ/dX)."""
+    products = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return 2 * rows * (2 * sum(products) + sum(products[1:])) / 1e9
+
+
+GFLOP_PER_EPOCH = epoch_gflop(LAYERS, 60000)
 EPOCH_LR = 0.05
 EVAL_ROWS = 5000  # an epoch case's result(): [training accuracy, loss on the first EVAL_ROWS rows after the epoch]
 
@@ -131,7 +140,11 @@ def _epoch_case(be_name: str, X: np.ndarray, y: np.ndarray, batch: int, dtype: s
                 lambda: np.array([holder["h"].accuracy[-1], model.evaluate(X[:EVAL_ROWS], y[:EVAL_ROWS])["loss"]]))
 
 
-def _torch_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:
+def torch_epoch(sizes: list[int], X: np.ndarray, y: np.ndarray, batch: int,
+                lr: float = EPOCH_LR) -> tuple[Callable[[], float], Callable[[int], float]] | None:
+    """PyTorch's step-by-step loop over fastnn's network (ReLU hidden layers, softmax + cross-entropy) and
+    plain SGD, on fastnn's thread count: (run, loss_on) or None without PyTorch.  run() trains one
+    shuffled epoch and returns its training accuracy; loss_on(rows) is the loss on the first rows."""
     try:
         import torch
     except ImportError:
@@ -142,13 +155,14 @@ def _torch_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:
     torch.set_num_threads(get_num_threads())
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
-                              torch.nn.ReLU(), torch.nn.Linear(128, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=EPOCH_LR)
+    layers: list = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers[:-1])
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
-    holder: dict = {}
 
-    def run():  # the same network, loop and optimiser as fastnn's epoch
+    def run() -> float:
         perm = torch.randperm(len(Xt))
         correct = 0
         for s in range(0, len(Xt), batch):
@@ -159,13 +173,27 @@ def _torch_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:
             loss.backward()
             opt.step()
             correct += int((out.argmax(1) == yt[idx]).sum())
-        holder["acc"] = correct / len(Xt)
+        return correct / len(Xt)
 
-    def result():
+    def loss_on(rows: int) -> float:
         with torch.no_grad():
-            return np.array([holder["acc"], float(loss_fn(net(Xt[:EVAL_ROWS]), yt[:EVAL_ROWS]))])
+            return float(loss_fn(net(Xt[:rows]), yt[:rows]))
 
-    return Case(f"epoch {'-'.join(map(str, LAYERS))} batch {batch} float32", "torch", run, result)
+    return run, loss_on
+
+
+def _torch_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:
+    peer = torch_epoch(LAYERS, X, y, batch)
+    if peer is None:
+        return None
+    train, loss_on = peer
+    holder: dict = {}
+
+    def run():  # the same network, loop and optimiser as fastnn's epoch
+        holder["acc"] = train()
+
+    return Case(f"epoch {'-'.join(map(str, LAYERS))} batch {batch} float32", "torch", run,
+                lambda: np.array([holder["acc"], loss_on(EVAL_ROWS)]))
 
 
 def _sklearn_epoch_case(X: np.ndarray, y: np.ndarray, batch: int) -> Case | None:

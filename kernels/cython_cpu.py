@@ -287,7 +287,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
                            dW=ws.dW[l], db=ws.db[l], dalpha=np.empty(p.alpha[l].shape if learned[l] else 0, dt))
         for l, act in enumerate(spec.acts)
     ]
-    sparse = _epoch.SparseArrays._make(sparse_input.buffers(data.X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
+    sparse = sparse_input.buffers(data.X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt)
     grad_norm_sum = np.zeros(spec.n_layers)
     batch_loss = np.zeros(max(-(-len(order) // batch_size), 1))
     threads = team_size(spec, batch_size) if threads is None else int(threads)

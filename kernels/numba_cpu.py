@@ -560,18 +560,6 @@ class Net(NamedTuple):
     y: np.ndarray  # its targets
 
 
-class Sparse(NamedTuple):
-    """kernels/sparse_input.py's buffers of the sparse first layer (max_cols <= 0: never compact)."""
-    flags: np.ndarray
-    cols: np.ndarray
-    xc: np.ndarray
-    Wc: np.ndarray
-    Gc: np.ndarray
-    zero_row: np.ndarray  # the Cython backend's; here the 2-D loops of _step_rows use 0
-    identity: np.ndarray
-    max_cols: int
-
-
 class Steps(NamedTuple):
     """The epoch's hyperparameters, as floats."""
     lr: float
@@ -776,7 +764,8 @@ def _merge_flags(flags_t, flags, cols):
 def _epoch(data, net, loss, sparse, steps, seed, step0, batch_size, grad_norm_sum, batch_losses, team):
     """One epoch of mini-batch SGD; returns (loss_sum, correct, n_seen, n_batches, diverged).
 
-    data: EpochData; net: Net; sparse: Sparse; steps: Steps; team: Partials (one entry: no threads).
+    data: EpochData; net: Net; sparse: sparse_input.SparseBuffers (zero_row is the Cython backend's: the
+    2-D loops of _step_rows use 0); steps: Steps; team: Partials (one entry: no threads).
     batch_losses[k] is set to batch k's loss (up to the first non-finite one).
     """
     X, Y, labels, order = data.X, data.Y, data.labels, data.order
@@ -901,7 +890,7 @@ def train_epoch(be, spec, p, velocity, ws, X, Y, labels, order, batch_size, hype
               _tl(ws.z), _tl(ws.a), _tl(ws.delta), _tl(ws.g), _tl(ws.dW), _tl(ws.db), _tl(dalpha), ws.x, ws.y)
     steps = Steps(float(hyper.lr), float(hyper.momentum), float(hyper.nesterov), float(hyper.l1), float(hyper.l2),
                   float(hyper.keep_input), float(hyper.keep_hidden))
-    sparse = Sparse(*sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt))
+    sparse = sparse_input.buffers(X.shape[1], p.W[0].shape[1], ws.x.shape[0], dt)
     gn = np.zeros(spec.n_layers)
     batch_losses = np.zeros(max(-(-len(order) // batch_size), 1))
     nt = team_size(spec, batch_size) if threads is None else int(threads)

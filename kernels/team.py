@@ -58,17 +58,18 @@ def blas_held(team: int):
 # --------------------------------------------------------------------------- a team that adapts to the machine
 
 # A team is only as fast as its slowest thread: on a machine that is busy with other work, one of
-# them shares a core with a neighbour, the others wait for it at every step, and the epoch ran 2.5-3.4x
-# slower than on one thread (2 cores, one CPU-bound neighbour), while on an idle machine two threads
-# take about 0.6x one thread's time.  Which case holds is only known by timing, and it changes while
-# a fit runs, so each epoch starts with a few batches at each candidate team size and trains the rest
-# at the fastest.  The probes are batches of the epoch itself (nothing is trained twice) and the
-# results are those of a single call up to the rounding of the team split (parity at 1e-9).
+# them shares a core with a neighbour, the others wait for it at every step, and the epoch runs
+# slower than on one thread, while on an idle machine the team beats one thread
+# (benchmarks/results/results-2026-12-04-busy.md has both).  Which case holds is only known by
+# timing, and it changes while a fit runs, so each epoch starts with a few batches at each
+# candidate team size and trains the rest at the fastest.  The probes are batches of the epoch
+# itself (nothing is trained twice) and the results are those of a single call up to the rounding
+# of the team split (parity at 1e-9).
 PROBE_BATCHES = 8  # batches timed per candidate team size, each epoch
 # A larger team is kept only when its batches take under this fraction of a smaller team's time: a
 # tie goes to fewer threads, which leave the cores to the rest of the machine.
 LARGER_TEAM_BELOW = 0.9
-# On a busy machine a team's batch can take 10x one thread's (its threads wait out each other's
+# On a busy machine a team's batch can take many times one thread's (its threads wait out each other's
 # time slices at every barrier), so a larger team is first tried on single batches and dropped when
 # two in a row take over this many times the best smaller team's: the probe then costs two batches.
 # (One is not enough: the first batch after the one-thread probe wakes the team's sleeping threads.)

@@ -43,12 +43,6 @@ def dense_data(rows: int, n_in: int = 784, n_classes: int = 10, seed: int = 0) -
     return X, y
 
 
-def epoch_gflop(sizes: list[int], rows: int) -> float:
-    """Dense GFLOP of one epoch: forward and weight gradient of every layer, input delta of all but the first."""
-    products = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
-    return 2 * rows * (2 * sum(products) + sum(products[1:])) / 1e9
-
-
 def fastnn_runner(sizes: list[int], X, y, batch: int, backend: str | None = None,
                   threads: int | None = None) -> Callable[[], float]:
     """One ``fit(epochs=1)`` of a fastnn MLP (at ``threads`` threads if given); returns the epoch's loss."""
@@ -66,33 +60,10 @@ def fastnn_runner(sizes: list[int], X, y, batch: int, backend: str | None = None
 
 
 def torch_runner(sizes: list[int], X, y, batch: int) -> Callable[[], float] | None:
-    """PyTorch's step-by-step loop over the same network and optimiser, on fastnn's thread count."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.manual_seed(0)
-    torch.set_num_threads(fastnn.get_num_threads())
-    layers: list = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    net = torch.nn.Sequential(*layers[:-1])
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-
-    def run() -> float:
-        perm = torch.randperm(len(Xt))
-        total = 0.0
-        for s in range(0, len(Xt), batch):
-            idx = perm[s:s + batch]
-            opt.zero_grad()
-            loss = loss_fn(net(Xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        return total / len(Xt)
-    return run
+    """PyTorch's step-by-step loop over the same network and optimiser (fastnn bench's peer), on fastnn's
+    thread count; returns the epoch's training accuracy."""
+    peer = bench.torch_epoch(sizes, X, y, batch, lr=LR)
+    return None if peer is None else peer[0]
 
 
 def jax_runner(sizes: list[int], X, y, batch: int) -> Callable[[], float] | None:
@@ -141,9 +112,9 @@ def round_robin(runners: dict[str, Callable[[], float]], rounds: int) -> dict[st
     """Median seconds of each runner, one call each in turn after a warm-up call each (JIT compiles)."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     for name, run in runners.items():
-        loss = run()
-        if not np.isfinite(loss):
-            raise RuntimeError(f"{name}: the warm-up epoch's loss is {loss}")
+        value = run()  # fastnn's and JAX's loss, PyTorch's accuracy
+        if not np.isfinite(value):
+            raise RuntimeError(f"{name}: the warm-up epoch returned {value}")
     for _ in range(rounds):
         for name, run in runners.items():
             time.sleep(bench.SETTLE_S)
@@ -206,12 +177,12 @@ def main(argv: list[str] | None = None) -> None:
         for H in (int(w) for w in args.widths.split(",")):
             sizes = [784, H, H, 10]
             med = round_robin(_runners(sizes, X, y, args.batch, backends, peers), args.rounds)
-            report(f"784-{H}-{H}-10 batch {args.batch}", med, epoch_gflop(sizes, rows), gemm)
+            report(f"784-{H}-{H}-10 batch {args.batch}", med, bench.epoch_gflop(sizes, rows), gemm)
     else:
         sizes = [784, 256, 128, 10]
         for B in (int(b) for b in args.batches.split(",")):
             med = round_robin(_runners(sizes, X, y, B, backends, peers), args.rounds)
-            report(f"784-256-128-10 batch {B}", med, epoch_gflop(sizes, rows), gemm)
+            report(f"784-256-128-10 batch {B}", med, bench.epoch_gflop(sizes, rows), gemm)
 
 
 if __name__ == "__main__":

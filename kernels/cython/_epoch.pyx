@@ -33,7 +33,7 @@ the barriers between them.  Each step is a nogil function of the structs below (
 the threads share, ``Batch`` for this thread's share of one batch).
 
 Python sees this module once per epoch: ``train_epoch`` takes named records (``EpochData``,
-``LayerArrays``, ``SparseArrays``), checks every buffer (dtype, shape, C order), copies their
+``LayerArrays``, and kernels/sparse_input.py's ``SparseBuffers``), checks every buffer (dtype, shape, C order), copies their
 addresses into the structs, and releases the GIL for the whole loop.
 """
 from collections import namedtuple
@@ -65,11 +65,6 @@ vW, vb, valpha: their velocities (read only with momentum); z, a, delta, g (rows
 workspace's activations and gradients; dW, db, dalpha: the parameters' gradients.  alpha is (n_out,)
 for a LeakyReLU, ELU or PReLU layer (its alpha_j) and (0,) for any other; valpha and dalpha are (n_out,)
 for a PReLU layer, whose alpha is learned, and (0,) for any other."""
-
-SparseArrays = namedtuple("SparseArrays", "flags cols xc Wc Gc zero_row identity max_cols", module=__name__)
-SparseArrays.__doc__ = """The sparse-input path's buffers and threshold, in the order of
-fastnn.kernels.sparse_input.buffers (which documents them).  cols and zero_row are not used here: each
-thread of the team keeps its own copy of the nonzero columns, and descend takes a NULL gradient for 0."""
 
 EpochTotals = namedtuple("EpochTotals", "loss_sum correct n_seen n_batches diverged", module=__name__)
 EpochTotals.__doc__ = """What train_epoch returns: the sums of fastnn.kernels.contract.EpochStats."""
@@ -205,13 +200,8 @@ cdef inline Py_ssize_t _part(Py_ssize_t n, int t, int nt) noexcept nogil:
     return n * t // nt
 
 
-cdef inline real *_at(real *v, Py_ssize_t j) noexcept nogil:
-    """&v[j], or NULL for an absent (NULL) array: alpha_j of a layer that has none."""
-    return NULL if v == NULL else v + j
-
-
 cdef inline real *_row(real *v, Py_ssize_t r, Py_ssize_t n) noexcept nogil:
-    """&v[r n], or NULL when there is no velocity (plain SGD)."""
+    """&v[r n], or NULL for an absent array (no velocity in plain SGD, no alpha_j in most layers)."""
     return NULL if v == NULL else &v[r * n]
 
 
@@ -420,7 +410,7 @@ cdef void forward_layer(Team *tm, Batch *bt, const real *X, Py_ssize_t l) noexce
     _core.gemm(c'N', c'N', <int>bt.B, <int>(c1 - c0), <int>n_src, 1, src, <int>n_src, W + c0, <int>n_out, 1,
                z + c0, <int>n_out)
     for i in range(bt.B):  # row by row: the same formula on each row's share of the columns
-        _core.activate(ly.act, &z[i * n_out + c0], _at(<real *>ly.alpha, c0), &a[i * n_out + c0], 1, c1 - c0)
+        _core.activate(ly.act, &z[i * n_out + c0], _row(<real *>ly.alpha, c0, 1), &a[i * n_out + c0], 1, c1 - c0)
         if drop:  # the mask is a function of the flat index: the same whoever draws it
             _core.dropout_range(a, i * n_out + c0, i * n_out + c1, s.keep_hidden, s.seed, bt.step, l + 1)
 
@@ -506,7 +496,7 @@ cdef void backprop_layer(Team *tm, Batch *bt, const real *X, Py_ssize_t l) noexc
     for i in range(bt.B):
         if s.keep_hidden < 1:
             _core.dropout_range(g, i * n + p0, i * n + p1, s.keep_hidden, s.seed, bt.step, l)
-        _core.activation_backward(below.act, &z[i * n + p0], _at(<real *>below.alpha, p0), &g[i * n + p0],
+        _core.activation_backward(below.act, &z[i * n + p0], _row(<real *>below.alpha, p0, 1), &g[i * n + p0],
                                   &delta[i * n + p0], <real *>below.dalpha, 1, p1 - p0)
 
 
@@ -660,7 +650,8 @@ cdef Py_ssize_t _fill_data(Data *d, object data, Py_ssize_t n_in, Py_ssize_t n_o
 
 cdef int _fill_sparse(Sparse *sp, object sparse, object dtype, Py_ssize_t n_in, Py_ssize_t n_1,
                       Py_ssize_t ws_rows) except -1:
-    """sp from a SparseArrays record, or the always-dense path (max_cols = 0) for None."""
+    """sp from a sparse_input.SparseBuffers record (cols and zero_row unused here: each thread keeps its own
+    column list, and descend takes a NULL gradient for 0), or the always-dense path (max_cols = 0) for None."""
     sp.max_cols = 0
     sp.identity = NULL
     if sparse is None:
@@ -730,7 +721,7 @@ cdef bint _by_columns(Py_ssize_t width, Py_ssize_t rows_per_thread, int threads,
 
     Split by rows, every thread reads all of W (n_in x width) for its few rows; split by columns, each
     reads a share of W and all the rows.  For wide layers and small batches the second moves less and
-    gives the BLAS taller products (benchmarks/experiments/dense.py measures both).
+    gives the BLAS taller products (both measured: benchmarks/results/results-2026-12-04-dense.md).
     """
     return threads > 1 and ratio > 0 and width >= ratio * rows_per_thread
 
@@ -771,7 +762,7 @@ def train_epoch(object data, list layers, object hyper, int loss, Py_ssize_t bat
     grad_norm_sum: (n_layers,) float64, incremented by ||dW_l||_F per batch
     batch_losses: (n_batches,) float64, entry k set to batch k's loss (the epoch's loss_sum is their sum
             weighted by the batch sizes); entries from a diverged batch on are left as they were
-    sparse: None (always dense) or a SparseArrays record (fastnn.kernels.sparse_input.buffers's
+    sparse: None (always dense) or a SparseBuffers record (fastnn.kernels.sparse_input.buffers's
             buffers and threshold)
     threads: the OpenMP team that runs the epoch (1: this thread alone; more only in an OpenMP build and
             for networks without PReLU).  Each thread calls the BLAS on its own slice of every product,
