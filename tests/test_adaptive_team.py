@@ -185,6 +185,27 @@ def _threads_chosen(name: str, fits: int = 3, epochs: int = 3) -> list[int]:
     return [t for _ in range(fits) for t in model.fit(X, y, epochs=epochs, batch_size=128, lr=0.01, verbose=0).threads]
 
 
+def _team_beats_one_thread(name: str, monkeypatch, below: float = 0.8) -> bool:
+    """Whether, right now, a full-team epoch (FASTNN_ADAPTIVE_TEAM=0) takes under ``below`` of a
+    one-thread epoch: the best of 3 each, same network and data as _threads_chosen."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6144, 784)).astype(np.float32)
+    y = rng.integers(0, 10, len(X))
+    model = fastnn.MLP([784, 256, 128, 10], seed=0, backend=name, dtype="float32")
+    best = {}
+    full = fastnn.get_num_threads()
+    with monkeypatch.context() as m:
+        m.setenv("FASTNN_ADAPTIVE_TEAM", "0")
+        for threads in (full, 1):
+            fastnn.set_num_threads(threads)
+            try:
+                best[threads] = min(model.fit(X, y, epochs=1, batch_size=128, lr=0.01, verbose=0).epoch_time[0]
+                                    for _ in range(3))
+            finally:
+                fastnn.set_num_threads(full)
+    return best[full] < below * best[1]
+
+
 needs_two_cores = pytest.mark.skipif((os.cpu_count() or 1) < 2 or fastnn.get_num_threads() < 2,
                                      reason="a team needs two threads and two cores")
 
@@ -214,9 +235,18 @@ def test_a_busy_machine_trains_on_one_thread(name):
 @needs_two_cores
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TEAMED)
-def test_an_idle_machine_trains_on_the_whole_team(name):
+def test_an_idle_machine_trains_on_the_whole_team(name, monkeypatch):
+    """The premise is checked first, apart from the adaptive code: on this shared host a neighbour
+    outside the process can make the team no faster than one thread for seconds at a time (fixed-size
+    epochs then showed it), and then one thread is the right choice, not a failure."""
     if blas.thread_control() is None:
         pytest.skip("fastnn cannot set this BLAS's thread count: no team")
+    for _ in range(4):
+        if _team_beats_one_thread(name, monkeypatch):
+            break
+        time.sleep(5)
+    else:
+        pytest.skip("the host is busy: fixed-size team epochs were not faster than one thread in 4 tries")
     chosen = _threads_chosen(name)
     full = backends.get(name).team_size(fastnn.MLP([784, 256, 128, 10], backend=name, dtype="float32")._spec, 128)
     assert chosen.count(full) >= 2 * len(chosen) // 3, \
